@@ -1,0 +1,15 @@
+"""bayesmeta: multilevel, multivariate and other extended meta-analytic models.
+
+One model specification (:class:`MetaModel`) feeds a likelihood engine (ML/REML,
+reproducing R's metafor) and, later, a Bayesian engine (PyMC).
+"""
+
+from . import datasets
+from .errors import (BoundaryWarning, ConvergenceWarning, MissingDataWarning,
+                     SpecificationError)
+from .model import MetaModel
+from .results import ModeResult
+
+__all__ = ["MetaModel", "ModeResult", "datasets", "SpecificationError", "MissingDataWarning",
+           "ConvergenceWarning", "BoundaryWarning"]
+__version__ = "0.1.0"

@@ -1,0 +1,332 @@
+"""From data to frozen arrays: the only place where a DataFrame becomes numbers.
+
+:func:`build_design` selects the rows to use (missing values dropped with a
+warning naming them, or an error), encodes the fixed effects with formulaic,
+the sampling covariance as blocks, each random term as per-row group codes and
+random-effect designs, finds the independent blocks of rows and stacks them into
+batches for the likelihood.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import scipy.sparse as sp
+from formulaic import Formula, model_matrix
+from scipy.sparse.csgraph import connected_components
+
+from . import splines  # noqa: F401  (registers the ns() transform with formulaic)
+from .errors import MissingDataWarning, SpecificationError, format_rows
+from .formula import GroupedTerm, NestedTerm, SlopeTerm
+from .likelihood import Batch
+from .parameters import CovarianceTerm
+from .structures import get_structure
+from .vcov import BlockDiagonal, as_block_diagonal, check_block_diagonal, from_variances
+
+#: Name of the standard model's row-level random effect.
+ROW_TERM = "row"
+
+
+@dataclass(frozen=True)
+class TermEncoding:
+    """Per-row encoding of one covariance term: group codes and the random-effect design."""
+
+    term: CovarianceTerm
+    codes: np.ndarray
+    Z: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Design:
+    """Frozen arrays of a model, ready for any engine.
+
+    Attributes
+    ----------
+    y : numpy.ndarray (n,)
+    X : numpy.ndarray (n, p)
+    coef_names : list of str
+    row_labels : numpy.ndarray
+        Index labels (of the user's data) of the rows used, in order.
+    dropped : numpy.ndarray
+        Index labels of rows dropped for missing values.
+    V : BlockDiagonal
+    encodings : tuple of TermEncoding
+    block_of_row : numpy.ndarray (n,)
+        Independent block each row belongs to.
+    batches : tuple of Batch
+    model_spec : formulaic.ModelSpec
+        Re-encodes new data for prediction.
+    """
+
+    y: np.ndarray
+    X: np.ndarray
+    coef_names: list
+    row_labels: np.ndarray
+    dropped: np.ndarray
+    V: BlockDiagonal
+    encodings: tuple
+    block_of_row: np.ndarray
+    batches: tuple
+    model_spec: object
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    @property
+    def p(self) -> int:
+        return self.X.shape[1]
+
+    @property
+    def terms(self) -> tuple:
+        return tuple(e.term for e in self.encodings)
+
+    @property
+    def n_blocks(self) -> int:
+        return int(self.block_of_row.max()) + 1 if self.n else 0
+
+    @property
+    def logdet_xtx(self) -> float:
+        return float(np.linalg.slogdet(self.X.T @ self.X)[1])
+
+
+def _formula_columns(formula: str) -> set[str]:
+    return set(Formula(formula).required_variables)
+
+
+def _check_columns(data: pd.DataFrame, columns, where: str) -> None:
+    missing = [c for c in columns if c not in data.columns]
+    if missing:
+        raise SpecificationError(f"{where}: unknown column(s) {', '.join(map(repr, sorted(missing)))} in data.")
+
+
+def _used_columns(formula: str, vi, terms) -> list[str]:
+    cols = _formula_columns(formula)
+    if isinstance(vi, str):
+        cols.add(vi)
+    for t in terms:
+        cols.update(t.columns)
+        if isinstance(t, SlopeTerm):
+            cols.update(_formula_columns("~ " + t.lhs))
+    return sorted(cols)
+
+
+def _select_rows(data, columns, vdiag, na_action) -> np.ndarray:
+    """Positions of complete rows; warn about (or refuse) the others."""
+    missing = data[columns].isna().any(axis=1).to_numpy().copy()
+    if vdiag is not None:
+        missing |= np.isnan(vdiag)
+    if missing.any():
+        labels = data.index[missing]
+        bad_cols = [c for c in columns if data.loc[missing, c].isna().any()]
+        where = f"columns {', '.join(map(repr, bad_cols))}" if bad_cols else "the diagonal of V"
+        msg = f"{missing.sum()} row(s) with missing values in {where}: rows {format_rows(labels)}"
+        if na_action == "raise":
+            raise SpecificationError(msg + " (na_action='raise').")
+        warnings.warn(msg + " were dropped.", MissingDataWarning, stacklevel=4)
+    return np.flatnonzero(~missing)
+
+
+def _check_rank(X: np.ndarray, names: list[str]) -> None:
+    if X.shape[1] == 0:
+        raise SpecificationError("formula: the model has no fixed effects.")
+    _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
+    d = np.abs(np.diag(R))
+    tol = d.max() * max(X.shape) * np.finfo(float).eps * 10 if len(d) else 0
+    rank = int((d > tol).sum())
+    if rank < X.shape[1]:
+        redundant = [names[i] for i in sorted(piv[rank:])]
+        raise SpecificationError(
+            "formula: the fixed effects are rank deficient; redundant column(s): "
+            + ", ".join(map(repr, redundant)) + "."
+        )
+
+
+def _levels(values: pd.Series) -> list:
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        present = set(values.dropna())
+        return [c for c in values.cat.categories if c in present]
+    return sorted(pd.unique(values.dropna()))
+
+
+def _codes(frame: pd.DataFrame) -> tuple[np.ndarray, int]:
+    codes = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy()
+    return codes, int(codes.max()) + 1 if len(codes) else 0
+
+
+def _encode_terms(terms, data: pd.DataFrame) -> tuple[TermEncoding, ...]:
+    n = len(data)
+    if terms is None:
+        term = CovarianceTerm(ROW_TERM, "tau2", get_structure("ID"), ("intercept",), n)
+        return (TermEncoding(term, np.arange(n), None),)
+    encodings = []
+    structured = iter(["tau2", "gamma2"])
+    for t in terms:
+        if isinstance(t, NestedTerm):
+            for depth in range(1, len(t.levels) + 1):
+                codes, n_groups = _codes(data[list(t.levels[:depth])])
+                label = "/".join(t.levels[:depth])
+                term = CovarianceTerm(label, "sigma2", get_structure("ID"), ("intercept",), n_groups)
+                encodings.append(TermEncoding(term, codes, None))
+            continue
+        family = next(structured)
+        codes, n_groups = _codes(data[[t.outer]])
+        if isinstance(t, GroupedTerm):
+            levels = _levels(data[t.inner])
+            index = {lv: i for i, lv in enumerate(levels)}
+            Z = np.zeros((n, len(levels)))
+            Z[np.arange(n), [index[v] for v in data[t.inner]]] = 1.0
+            label = f"{t.inner} | {t.outer}"
+            names = tuple(str(lv) for lv in levels)
+        else:
+            mm = model_matrix("~ " + t.lhs, data, na_action="raise")
+            Z = np.asarray(mm, dtype=float)
+            names = tuple(mm.columns)
+            label = f"{t.lhs} | {t.outer}"
+        structure = get_structure(t.struct)
+        if structure.correlation != "none" and len(names) < 2:
+            raise SpecificationError(
+                f"struct: {t.struct} needs at least two levels or coefficients in {label!r}; found {len(names)}."
+            )
+        term = CovarianceTerm(label, family, structure, names, n_groups)
+        encodings.append(TermEncoding(term, codes, Z))
+    return tuple(encodings)
+
+
+def _find_blocks(V: BlockDiagonal, encodings, n: int, standard: bool) -> np.ndarray:
+    """Label rows by independent block: connected components of V and of each term's groups."""
+    heads, tails = [V.edges()[0]], [V.edges()[1]]
+    for enc in encodings:
+        if standard and enc.term.label == ROW_TERM:
+            continue
+        order = np.argsort(enc.codes, kind="stable")
+        same = enc.codes[order][1:] == enc.codes[order][:-1]
+        heads.append(order[:-1][same])
+        tails.append(order[1:][same])
+    h, t = np.concatenate(heads), np.concatenate(tails)
+    graph = sp.coo_matrix((np.ones(len(h)), (h, t)), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    # renumber blocks by first row so that block order follows the data
+    _, first = np.unique(labels, return_index=True)
+    rank = np.empty(len(first), int)
+    rank[np.argsort(first)] = np.arange(len(first))
+    return rank[labels]
+
+
+def padded_size(m: int) -> int:
+    """Common size to which a block of m rows is padded (wasting at most ~25%)."""
+    if m <= 8:
+        return m
+    step = 2 ** (int(np.floor(np.log2(m))) - 2)
+    return int(np.ceil(m / step) * step)
+
+
+def _build_batches(y, X, V: BlockDiagonal, encodings, block_of_row) -> tuple[Batch, ...]:
+    n = len(y)
+    order = np.argsort(block_of_row, kind="stable")
+    sizes = np.bincount(block_of_row)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    pos_in_block = np.empty(n, int)
+    pos_in_block[order] = np.arange(n) - starts[block_of_row[order]]
+    padded = np.array([padded_size(m) for m in sizes])
+    batches = []
+    for m in np.unique(padded):
+        blocks = np.flatnonzero(padded == m)
+        B = len(blocks)
+        slot = np.full(len(sizes), -1)
+        slot[blocks] = np.arange(B)
+        rows = np.full((B, m), -1)
+        in_batch = np.flatnonzero(slot[block_of_row] >= 0)
+        b_idx, p_idx = slot[block_of_row[in_batch]], pos_in_block[in_batch]
+        rows[b_idx, p_idx] = in_batch
+        real = rows >= 0
+        safe = np.where(real, rows, 0)
+        yb = np.where(real, y[safe], 0.0)
+        Xb = np.where(real[:, :, None], X[safe], 0.0)
+        Vb = np.zeros((B, m, m))
+        Vb[:, np.arange(m), np.arange(m)] = 1.0  # padding rows keep variance 1
+        for r, blk in zip(V.rows, V.blocks):
+            b = slot[block_of_row[r[0]]]
+            if b < 0:
+                continue
+            pr = pos_in_block[r]
+            Vb[b][np.ix_(pr, pr)] = blk
+        Zs, Ms = [], []
+        for enc in encodings:
+            codes = np.where(real, enc.codes[safe], -1)
+            M = (codes[:, :, None] == codes[:, None, :]) & real[:, :, None] & real[:, None, :]
+            Ms.append(M.astype(float))
+            Zs.append(None if enc.Z is None else np.where(real[:, :, None], enc.Z[safe], 0.0))
+        batches.append(Batch(rows, yb, Xb, Vb, tuple(Zs), tuple(Ms)))
+    return tuple(batches)
+
+
+def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=None,
+                 na_action: str = "drop") -> Design:
+    """Encode a model specification on data.
+
+    Parameters
+    ----------
+    formula : str
+        Fixed-effects formula with the outcome on the left, e.g. ``"yi ~ 1 + x"``.
+    data : pandas.DataFrame
+    vi : str or array_like, optional
+        Sampling variances (column name or values).
+    V : array_like, scipy.sparse matrix or list of blocks, optional
+        Sampling covariance matrix over the rows of ``data``.
+    terms : tuple of random terms, or None for the standard model's row-level effect
+    na_action : {"drop", "raise"}
+
+    Returns
+    -------
+    Design
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise SpecificationError(f"data: expected a pandas DataFrame, got {type(data).__name__}.")
+    if na_action not in ("drop", "raise"):
+        raise SpecificationError(f"na_action: expected 'drop' or 'raise', got {na_action!r}.")
+    if (vi is None) == (V is None):
+        raise SpecificationError("Give exactly one of vi= (sampling variances) or V= (sampling covariance matrix).")
+    if "~" not in formula or not formula.split("~")[0].strip():
+        raise SpecificationError(f"formula: {formula!r} needs an outcome on the left of '~', as in 'yi ~ 1'.")
+    n_all = len(data)
+    columns = _used_columns(formula, vi, terms or ())
+    _check_columns(data, [c for c in columns if c != vi or isinstance(vi, str)], "formula/random/vi")
+    if isinstance(vi, str):
+        v_all = from_variances(pd.to_numeric(data[vi], errors="coerce").to_numpy(float), "vi")
+        argument = "vi"
+    elif vi is not None:
+        values = np.asarray(vi, dtype=float).ravel()
+        if len(values) != n_all:
+            raise SpecificationError(f"vi: expected {n_all} sampling variances, got {len(values)}.")
+        v_all = from_variances(values)
+        argument = "vi"
+    else:
+        v_all = as_block_diagonal(V, n_all)
+        argument = "V"
+    keep = _select_rows(data, columns, v_all.diagonal(), na_action)
+    if len(keep) == 0:
+        raise SpecificationError("data: no complete rows left to fit.")
+    used = data.iloc[keep]
+    Vb = v_all.subset(keep)
+    check_block_diagonal(Vb, used.index, argument, require_pd=terms is not None and len(terms) == 0)
+    mm = model_matrix(formula, used, na_action="raise")
+    y = np.asarray(mm.lhs, dtype=float).ravel()
+    X = np.asarray(mm.rhs, dtype=float)
+    names = list(mm.rhs.columns)
+    if not np.all(np.isfinite(y)):
+        bad = used.index[~np.isfinite(y)]
+        raise SpecificationError(f"formula: the outcome is not finite in rows {format_rows(bad)}.")
+    if not np.all(np.isfinite(X)):
+        bad = used.index[~np.isfinite(X).all(axis=1)]
+        raise SpecificationError(f"formula: the fixed-effects design is not finite in rows {format_rows(bad)}.")
+    _check_rank(X, names)
+    encodings = _encode_terms(terms, used)
+    block_of_row = _find_blocks(Vb, encodings, len(y), standard=terms is None)
+    batches = _build_batches(y, X, Vb, encodings, block_of_row)
+    return Design(y, X, names, used.index.to_numpy(), data.index[np.setdiff1d(np.arange(n_all), keep)].to_numpy(),
+                  Vb, encodings, block_of_row, batches, mm.model_spec)

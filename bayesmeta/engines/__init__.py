@@ -1,0 +1,1 @@
+"""Estimation engines. Each takes a :class:`~bayesmeta.design.Design` and returns raw estimates."""

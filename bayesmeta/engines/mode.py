@@ -1,0 +1,195 @@
+"""ML and REML by maximising the profiled (restricted) likelihood.
+
+The fixed effects are profiled out by GLS; the variance components are found by
+L-BFGS on the unconstrained parameters of
+:class:`~bayesmeta.parameters.Parameterization` with the analytic gradient, then
+polished by Newton steps on a finite-difference Hessian of that gradient.
+Variance components whose optimum lies on the boundary are set to exactly zero
+when doing so does not lower the likelihood.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ..design import Design
+from ..errors import ConvergenceWarning
+from ..likelihood import Evaluation, NotPositiveDefinite, evaluate
+from ..parameters import Parameterization
+
+#: theta below which an SD is tried at exactly zero (SD < scale * exp(-9) ~ 1e-4 scale).
+_BOUNDARY_THETA = -9.0
+_ZERO_THETA = -np.inf
+
+
+@dataclass(frozen=True)
+class ModeEstimate:
+    """Raw output of an ML/REML/FE fit."""
+
+    method: str
+    theta: np.ndarray
+    natural: list
+    evaluation: Evaluation
+    converged: bool
+    message: str
+    n_iter: int
+    gradient_norm: float
+    q_fixed: float
+    beta_fixed: np.ndarray
+
+
+class _Objective:
+    """Negative (restricted) log-likelihood of theta, caching the last evaluation."""
+
+    def __init__(self, design: Design, param: Parameterization, reml: bool):
+        self.design, self.param, self.reml = design, param, reml
+        self.logdet_xtx = design.logdet_xtx if reml else 0.0
+
+    def evaluate(self, theta: np.ndarray, gradient: bool = False) -> Evaluation:
+        d = self.design
+        G = self.param.covariances(_finite(theta))
+        return evaluate(list(d.batches), G, d.n, d.p, self.logdet_xtx, self.reml, gradient)
+
+    def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        try:
+            ev = self.evaluate(theta, gradient=True)
+        except NotPositiveDefinite:
+            return 1e300, np.zeros_like(theta)
+        g = self.param.gradient(_finite(theta), ev.dG)
+        return -ev.loglik, -g
+
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        return self(theta)[1]
+
+
+def _finite(theta: np.ndarray) -> np.ndarray:
+    """Replace -inf (an SD fixed at zero on the boundary) by a value giving SD ~ 0."""
+    return np.where(np.isneginf(theta), -745.0, theta)
+
+
+def _start(design: Design, param: Parameterization) -> np.ndarray:
+    """Moment-based start: total heterogeneity split evenly over the variance components."""
+    beta, *_ = np.linalg.lstsq(design.X, design.y, rcond=None)
+    resid = design.y - design.X @ beta
+    total = max(np.var(resid) - np.mean(design.V.diagonal()), 0.1 * np.mean(design.V.diagonal()))
+    n_var = sum(int(np.isnan(fs).any()) for fs in param.fixed_sd) or 1
+    natural = []
+    for t, fs, fr in zip(param.terms, param.fixed_sd, param.fixed_rho):
+        sd = np.where(np.isnan(fs), np.sqrt(total / n_var), fs)
+        rho = np.where(np.isnan(fr), 0.0, fr)
+        natural.append((sd, rho))
+    return param.theta_from_natural(natural)
+
+
+def _newton_polish(objective: _Objective, theta: np.ndarray, steps: int = 8) -> np.ndarray:
+    """A few safeguarded Newton steps with a finite-difference Hessian of the analytic gradient."""
+    active = np.isfinite(theta)
+    f0, g0 = objective(theta)
+    for _ in range(steps):
+        idx = np.flatnonzero(active & (theta > _BOUNDARY_THETA))
+        if len(idx) == 0:
+            break
+        h = 1e-5
+        H = np.empty((len(idx), len(idx)))
+        for a, i in enumerate(idx):
+            e = np.zeros_like(theta)
+            e[i] = h
+            H[:, a] = (objective.gradient(theta + e)[idx] - objective.gradient(theta - e)[idx]) / (2 * h)
+        H = (H + H.T) / 2
+        try:
+            w, U = np.linalg.eigh(H)
+        except np.linalg.LinAlgError:
+            break
+        if w.min() <= 0:
+            break
+        step = -(U @ ((U.T @ g0[idx]) / w))
+        t = 1.0
+        while t > 1e-4:
+            cand = theta.copy()
+            cand[idx] += t * step
+            f1, g1 = objective(cand)
+            if f1 <= f0 + 1e-12:
+                break
+            t /= 2
+        else:
+            break
+        improvement = f0 - f1
+        theta, f0, g0 = cand, f1, g1
+        if improvement < 1e-12 and np.max(np.abs(g0[idx])) < 1e-8:
+            break
+    return theta
+
+
+def _snap_to_boundary(objective: _Objective, theta: np.ndarray) -> np.ndarray:
+    """Set SDs that drift towards zero to exactly zero if the likelihood does not drop."""
+    free_sd = _free_sd_positions(objective.param)
+    f_best = objective(theta)[0]
+    for i in free_sd:
+        if theta[i] < _BOUNDARY_THETA:
+            cand = theta.copy()
+            cand[i] = _ZERO_THETA
+            f = objective(cand)[0]
+            if f <= f_best + 1e-9:
+                theta, f_best = cand, min(f, f_best)
+    return theta
+
+
+def _free_sd_positions(param: Parameterization) -> list[int]:
+    out, pos = [], 0
+    for fs, fr in zip(param.fixed_sd, param.fixed_rho):
+        k = int(np.isnan(fs).sum())
+        out += list(range(pos, pos + k))
+        pos += k + int(np.isnan(fr).sum())
+    return out
+
+
+def fit_mode(design: Design, param: Parameterization, method: str) -> ModeEstimate:
+    """Fit by ML, REML or FE (variance components fixed at zero / their fixed values).
+
+    Parameters
+    ----------
+    design : Design
+    param : Parameterization
+    method : {"ML", "REML", "FE"}
+    """
+    reml = method == "REML"
+    objective = _Objective(design, param, reml)
+    zero_G = [np.zeros((t.q, t.q)) for t in param.terms]
+    fe = evaluate(list(design.batches), zero_G, design.n, design.p, 0.0, False)
+    if method == "FE" or param.n_free == 0:
+        theta = np.full(param.n_free, _ZERO_THETA) if method == "FE" else np.zeros(0)
+        if method == "FE":
+            ev = fe
+            natural = [(np.zeros(t.n_sd), np.zeros(t.n_rho)) for t in param.terms]
+        else:
+            ev = objective.evaluate(theta)
+            natural = param.natural(theta)
+        return ModeEstimate(method, theta, natural, ev, True, "no free variance components", 0, 0.0, fe.quad, fe.beta)
+    theta0 = _start(design, param)
+    best = None
+    for attempt, start in enumerate([theta0, theta0 - 1.0, theta0 + 1.0]):
+        res = minimize(objective, start, jac=True, method="L-BFGS-B",
+                       options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20})
+        if best is None or res.fun < best.fun - 1e-9:
+            best = res
+        if res.success and res.fun < 1e299:
+            break
+    theta = _newton_polish(objective, best.x)
+    theta = _snap_to_boundary(objective, theta)
+    _, grad = objective(theta)
+    active = np.isfinite(theta) & (theta > _BOUNDARY_THETA)
+    gnorm = float(np.max(np.abs(grad[active]))) if active.any() else 0.0
+    ev = objective.evaluate(theta)
+    converged = bool(np.isfinite(ev.loglik) and gnorm < 1e-3)
+    message = str(best.message)
+    if not converged:
+        warnings.warn(
+            f"{method} optimisation may not have converged (max |gradient| {gnorm:.2g}; optimizer: {message}).",
+            ConvergenceWarning, stacklevel=3)
+    natural = param.natural(_finite(theta))
+    natural = [(np.where(sd < param.scale * np.exp(-700), 0.0, sd), rho) for sd, rho in natural]
+    return ModeEstimate(method, theta, natural, ev, converged, message, int(best.nit), gnorm, fe.quad, fe.beta)

@@ -1,0 +1,292 @@
+"""Variance-component parameters: names, fixed values and unconstrained transforms.
+
+Each random-effect covariance matrix ``G_k`` is built by a
+:class:`~bayesmeta.structures.Structure` from standard deviations and
+correlations (the *natural* parameters). Optimizers and samplers work on an
+unconstrained vector ``theta`` of the free natural parameters:
+
+* SDs: ``sd = scale * exp(theta)``;
+* a single correlation (CS/HCS/AR/HAR): ``rho = lo + (1 - lo) * (tanh(theta) + 1) / 2``,
+  with ``lo = -1/(q-1)`` for exchangeable structures (so R stays positive definite);
+* the correlations of a UN matrix: canonical partial correlations ``tanh(theta)``,
+  mapped to a positive definite correlation matrix (LKJ's onion parameterisation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import SpecificationError
+from .structures import Structure
+
+#: Names of the variance and correlation families, as metafor prints them.
+FAMILIES = {"sigma2": None, "tau2": "rho", "gamma2": "phi"}
+
+
+@dataclass(frozen=True)
+class CovarianceTerm:
+    """One random-effect covariance matrix G (q x q) shared by all groups of a factor.
+
+    Attributes
+    ----------
+    label : str
+        How the term is shown, e.g. ``"district/study"`` or ``"outcome | trial"``.
+    family : str
+        ``"sigma2"`` (a nested level), ``"tau2"`` (first structured term or the
+        standard model's heterogeneity) or ``"gamma2"`` (second structured term).
+    structure : Structure
+    levels : tuple of str
+        Names of the q effects (inner factor levels or slope coefficients).
+    n_groups : int
+        Number of groups (levels of the grouping factor).
+    """
+
+    label: str
+    family: str
+    structure: Structure
+    levels: tuple
+    n_groups: int
+
+    @property
+    def q(self) -> int:
+        return len(self.levels)
+
+    @property
+    def n_sd(self) -> int:
+        return self.structure.n_sd(self.q)
+
+    @property
+    def n_rho(self) -> int:
+        return self.structure.n_rho(self.q)
+
+
+def cpc_to_correlation(z: np.ndarray, q: int) -> np.ndarray:
+    """Correlation matrix from canonical partial correlations ``z`` (lower triangle, row-wise).
+
+    Works for complex input (used for complex-step derivatives).
+    """
+    L = np.zeros((q, q), dtype=np.result_type(z, float))
+    L[0, 0] = 1.0
+    k = 0
+    for i in range(1, q):
+        remaining = 1.0
+        for j in range(i):
+            L[i, j] = z[k] * np.sqrt(remaining)
+            remaining = remaining - L[i, j] ** 2
+            k += 1
+        L[i, i] = np.sqrt(remaining)
+    return L @ L.T
+
+
+def _cpc_rho(theta: np.ndarray, q: int) -> np.ndarray:
+    R = cpc_to_correlation(np.tanh(theta), q)
+    return R[np.tril_indices(q, -1)]
+
+
+@dataclass(frozen=True)
+class Parameterization:
+    """All variance components of a model, with their fixed values and transforms.
+
+    Attributes
+    ----------
+    terms : tuple of CovarianceTerm
+    scale : float
+        Typical SD used to scale the unconstrained SD parameters.
+    fixed_sd : tuple of numpy.ndarray
+        Per term, fixed SD values (NaN where free).
+    fixed_rho : tuple of numpy.ndarray
+        Per term, fixed correlations (NaN where free).
+    """
+
+    terms: tuple
+    scale: float
+    fixed_sd: tuple
+    fixed_rho: tuple
+
+    @property
+    def n_free(self) -> int:
+        return int(sum(np.isnan(s).sum() + np.isnan(r).sum() for s, r in zip(self.fixed_sd, self.fixed_rho)))
+
+    def free_names(self) -> list[str]:
+        """Readable names of the free parameters, in theta order."""
+        names = []
+        for t, fs, fr in zip(self.terms, self.fixed_sd, self.fixed_rho):
+            names += [f"sd[{self._sd_label(t, i)}]" for i in np.flatnonzero(np.isnan(fs))]
+            names += [f"rho[{self._rho_label(t, i)}]" for i in np.flatnonzero(np.isnan(fr))]
+        return names
+
+    @staticmethod
+    def _sd_label(term: CovarianceTerm, i: int) -> str:
+        if term.n_sd == 1:
+            return term.label
+        return f"{term.label}: {term.levels[i]}"
+
+    @staticmethod
+    def _rho_label(term: CovarianceTerm, i: int) -> str:
+        if term.n_rho == 1:
+            return term.label
+        a, b = np.tril_indices(term.q, -1)
+        return f"{term.label}: {term.levels[b[i]]}, {term.levels[a[i]]}"
+
+    def _rho_bounds(self, term: CovarianceTerm) -> tuple[float, float]:
+        return term.structure.rho_lower_bound(term.q), 1.0
+
+    def natural(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (sd, rho) vectors of every term at ``theta``."""
+        theta = np.asarray(theta, dtype=float)
+        out, pos = [], 0
+        for t, fs, fr in zip(self.terms, self.fixed_sd, self.fixed_rho):
+            sd = fs.copy()
+            free = np.isnan(fs)
+            sd[free] = self.scale * np.exp(theta[pos:pos + free.sum()])
+            pos += free.sum()
+            rho = fr.copy()
+            free_r = np.isnan(fr)
+            n = free_r.sum()
+            if n:
+                rho[free_r] = self._rho_from_theta(t, theta[pos:pos + n], n == len(fr))
+            pos += n
+            out.append((sd, rho))
+        return out
+
+    def _rho_from_theta(self, term: CovarianceTerm, th: np.ndarray, all_free: bool) -> np.ndarray:
+        if term.structure.correlation == "unstructured" and all_free:
+            return _cpc_rho(th, term.q)
+        lo, hi = self._rho_bounds(term)
+        return lo + (hi - lo) * (np.tanh(th) + 1) / 2
+
+    def theta_from_natural(self, natural: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """Inverse of :meth:`natural` (for starting values); SDs must be positive."""
+        parts = []
+        for t, fs, fr, (sd, rho) in zip(self.terms, self.fixed_sd, self.fixed_rho, natural):
+            parts.append(np.log(np.asarray(sd)[np.isnan(fs)] / self.scale))
+            free_r = np.isnan(fr)
+            if free_r.any():
+                r = np.asarray(rho)[free_r]
+                if t.structure.correlation == "unstructured" and free_r.all():
+                    parts.append(_correlation_to_cpc_theta(t.structure.correlation_matrix(np.asarray(rho), t.q)))
+                else:
+                    lo, hi = self._rho_bounds(t)
+                    u = np.clip(2 * (r - lo) / (hi - lo) - 1, -1 + 1e-12, 1 - 1e-12)
+                    parts.append(np.arctanh(u))
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def covariances(self, theta: np.ndarray) -> list[np.ndarray]:
+        """The q x q matrices G_k at ``theta``."""
+        return [t.structure.covariance(sd, rho, t.q) for t, (sd, rho) in zip(self.terms, self.natural(theta))]
+
+    def gradient(self, theta: np.ndarray, dG: list[np.ndarray]) -> np.ndarray:
+        """Chain rule: from d(objective)/dG_k (q x q each) to d(objective)/dtheta."""
+        theta = np.asarray(theta, dtype=float)
+        grad, pos = [], 0
+        for t, fs, fr, (sd, rho), H in zip(self.terms, self.fixed_sd, self.fixed_rho, self.natural(theta), dG):
+            d_sd, d_rho = t.structure.jacobian(sd, rho, t.q)
+            g_sd = np.einsum("kij,ij->k", d_sd, H)
+            g_rho = np.einsum("kij,ij->k", d_rho, H)
+            free = np.isnan(fs)
+            grad.append(g_sd[free] * sd[free])  # d sd / d theta = sd
+            pos += free.sum()
+            free_r = np.isnan(fr)
+            n = free_r.sum()
+            if n:
+                th = theta[pos:pos + n]
+                if t.structure.correlation == "unstructured" and free_r.all():
+                    grad.append(_cpc_jacobian(th, t.q).T @ g_rho)
+                else:
+                    lo, hi = self._rho_bounds(t)
+                    grad.append(g_rho[free_r] * (hi - lo) / 2 / np.cosh(th) ** 2)
+                pos += n
+        return np.concatenate(grad) if grad else np.zeros(0)
+
+
+def _cpc_jacobian(theta: np.ndarray, q: int) -> np.ndarray:
+    """d rho / d theta for the CPC map, by complex-step differentiation (exact to rounding)."""
+    n = len(theta)
+    out = np.empty((n, n))
+    h = 1e-30
+    for i in range(n):
+        step = theta.astype(complex)
+        step[i] += 1j * h
+        out[:, i] = _cpc_rho(step, q).imag / h
+    return out
+
+
+def _correlation_to_cpc_theta(R: np.ndarray) -> np.ndarray:
+    """Unconstrained CPC parameters of a positive definite correlation matrix."""
+    L = np.linalg.cholesky(R)
+    q = R.shape[0]
+    z = []
+    for i in range(1, q):
+        remaining = 1.0
+        for j in range(i):
+            zij = L[i, j] / np.sqrt(remaining)
+            z.append(zij)
+            remaining -= L[i, j] ** 2
+    return np.arctanh(np.clip(np.array(z), -1 + 1e-12, 1 - 1e-12))
+
+
+def _as_list(value, n: int, name: str) -> np.ndarray:
+    """Fixed values for ``n`` components: scalar, or a list with None for free entries."""
+    if value is None:
+        return np.full(n, np.nan)
+    values = [value] * n if np.isscalar(value) else list(value)
+    if len(values) != n:
+        raise SpecificationError(f"fixed: {name!r} needs {n} values (None for free ones), got {len(values)}.")
+    out = np.array([np.nan if v is None else float(v) for v in values])
+    return out
+
+
+def build_parameterization(terms: tuple, fixed: dict | None, scale: float) -> Parameterization:
+    """Turn the user's ``fixed`` dict into per-term fixed SDs and correlations.
+
+    Parameters
+    ----------
+    terms : tuple of CovarianceTerm
+    fixed : dict, optional
+        metafor-style: ``{"sigma2": [None, 0.0], "tau2": 0.1, "rho": 0.5, "gamma2": ..., "phi": ...}``;
+        variances are given on the variance scale, ``None`` marks a free entry.
+    scale : float
+        Typical SD for scaling the unconstrained parameters.
+    """
+    fixed = dict(fixed or {})
+    unknown = set(fixed) - {"sigma2", "tau2", "rho", "gamma2", "phi"}
+    if unknown:
+        raise SpecificationError(
+            f"fixed: unknown component(s) {sorted(unknown)}; use 'sigma2', 'tau2', 'rho', 'gamma2' or 'phi'."
+        )
+    fixed_sd, fixed_rho = [], []
+    sigma_terms = [t for t in terms if t.family == "sigma2"]
+    sigma_fixed = _as_list(fixed.get("sigma2"), len(sigma_terms), "sigma2")
+    if "sigma2" in fixed and not sigma_terms:
+        raise SpecificationError("fixed: 'sigma2' given but the model has no nested random intercepts.")
+    i_sigma = 0
+    for t in terms:
+        if t.family == "sigma2":
+            fixed_sd.append(np.array([sigma_fixed[i_sigma]]))
+            fixed_rho.append(np.zeros(0))
+            i_sigma += 1
+            continue
+        corr_name = FAMILIES[t.family]
+        fixed_sd.append(_as_list(fixed.get(t.family), t.n_sd, t.family))
+        if corr_name in fixed and t.n_rho == 0:
+            raise SpecificationError(f"fixed: {corr_name!r} given but the {t.structure.name} term {t.label!r} has no correlation.")
+        rho = _as_list(fixed.get(corr_name), t.n_rho, corr_name) if t.n_rho else np.zeros(0)
+        if t.structure.correlation == "unstructured" and np.isnan(rho).any() and not np.isnan(rho).all():
+            raise SpecificationError(
+                f"fixed: correlations of the UN term {t.label!r} must be all free or all fixed."
+            )
+        lo = t.structure.rho_lower_bound(t.q)
+        bad = rho[~np.isnan(rho)]
+        if np.any((bad <= lo - 1e-12) | (bad > 1)):
+            raise SpecificationError(f"fixed: {corr_name!r} values {bad} are outside ({lo:.3g}, 1].")
+        fixed_rho.append(rho)
+    for name in ("tau2", "gamma2"):
+        if name in fixed and not any(t.family == name for t in terms):
+            raise SpecificationError(f"fixed: {name!r} given but the model has no such component.")
+    for fs in fixed_sd:
+        if np.any(fs[~np.isnan(fs)] < 0):
+            raise SpecificationError("fixed: variances must be non-negative.")
+    fixed_sd = [np.where(np.isnan(fs), np.nan, np.sqrt(np.abs(fs))) for fs in fixed_sd]
+    return Parameterization(tuple(terms), float(scale), tuple(fixed_sd), tuple(fixed_rho))

@@ -1,0 +1,252 @@
+"""Results of ML/REML/FE fits.
+
+:class:`ModeResult` turns an engine's raw estimate into the quantities users
+read: coefficients with Wald tests and intervals, variance components under
+metafor's names, information criteria with metafor's conventions, and the
+heterogeneity statistics Q and I2 of Sera et al. (2019, eq. 4).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .design import ROW_TERM, Design
+from .engines.mode import ModeEstimate
+from .likelihood import LOG_2PI
+from .parameters import Parameterization
+
+#: An SD at or below this fraction of the model's scale is reported as on the boundary.
+BOUNDARY_SD = 1e-4
+
+
+@dataclass(frozen=True)
+class ModeResult:
+    """Estimates of a meta-analytic model by ML, REML or FE.
+
+    Attributes
+    ----------
+    method : str
+        ``"ML"``, ``"REML"`` or ``"FE"``.
+    coef, se, zval, pval : pandas.Series
+        Fixed-effect estimates, standard errors, Wald statistics and p-values,
+        indexed by fixed-effect column name. With ``test="t"`` the statistics are
+        t-statistics on ``k - p`` degrees of freedom.
+    ci : pandas.DataFrame
+        Wald confidence intervals (columns ``lower``, ``upper``).
+    vcov : pandas.DataFrame
+        Covariance matrix of the fixed effects.
+    sigma2, tau2, rho, gamma2, phi : pandas.Series
+        Variance components as metafor names them: ``sigma2`` nested levels
+        (outer to inner), ``tau2``/``rho`` the first ``inner | outer`` or slope
+        term (or the standard model's heterogeneity), ``gamma2``/``phi`` the second.
+    loglik, deviance, aic, bic, aicc : float
+        Fit statistics with metafor's conventions (the REML constant included).
+    q, q_df, q_pvalue, i2 : float
+        Cochran's Q of the fixed-effects model, its degrees of freedom and p-value,
+        and I2 = max((Q - df)/Q, 0).
+    fitted, residuals : pandas.Series
+        X b and y - X b, indexed by the rows used.
+    rows_used, rows_dropped : numpy.ndarray
+        Index labels of the data rows used and dropped.
+    """
+
+    design: Design = field(repr=False)
+    param: Parameterization = field(repr=False)
+    estimate: ModeEstimate = field(repr=False)
+    test: str = "z"
+    level: float = 0.95
+
+    @property
+    def method(self) -> str:
+        return self.estimate.method
+
+    @property
+    def k(self) -> int:
+        """Number of rows (estimates) used."""
+        return self.design.n
+
+    @property
+    def p(self) -> int:
+        return self.design.p
+
+    @cached_property
+    def coef(self) -> pd.Series:
+        return pd.Series(self.estimate.evaluation.beta, index=self.design.coef_names, name="estimate")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        names = self.design.coef_names
+        return pd.DataFrame(self.estimate.evaluation.vcov, index=names, columns=names)
+
+    @cached_property
+    def se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.vcov)), index=self.coef.index, name="se")
+
+    @property
+    def df(self) -> float:
+        """Degrees of freedom of the Wald tests (inf for z-tests)."""
+        return float(self.k - self.p) if self.test == "t" else np.inf
+
+    @cached_property
+    def zval(self) -> pd.Series:
+        return (self.coef / self.se).rename("tval" if self.test == "t" else "zval")
+
+    @cached_property
+    def pval(self) -> pd.Series:
+        dist = stats.t(self.df) if self.test == "t" else stats.norm
+        return pd.Series(2 * dist.sf(np.abs(self.zval)), index=self.coef.index, name="pval")
+
+    @cached_property
+    def ci(self) -> pd.DataFrame:
+        dist = stats.t(self.df) if self.test == "t" else stats.norm
+        crit = dist.ppf(0.5 + self.level / 2)
+        return pd.DataFrame({"lower": self.coef - crit * self.se, "upper": self.coef + crit * self.se})
+
+    # variance components -------------------------------------------------
+
+    @cached_property
+    def components(self) -> pd.DataFrame:
+        """All variance components: family, term, estimate, whether fixed, whether on the boundary."""
+        rows = []
+        for term, (sd, rho), fs, fr in zip(self.param.terms, self.estimate.natural,
+                                            self.param.fixed_sd, self.param.fixed_rho):
+            corr = {"tau2": "rho", "gamma2": "phi"}.get(term.family)
+            for i, s in enumerate(sd):
+                level = term.label if term.n_sd == 1 else f"{term.label}: {term.levels[i]}"
+                rows.append({"family": term.family, "name": level, "estimate": float(s) ** 2,
+                             "sqrt": float(s), "n_levels": term.n_groups, "fixed": not np.isnan(fs[i]),
+                             "boundary": bool(np.isnan(fs[i]) and s <= BOUNDARY_SD * self.param.scale)})
+            a, b = np.tril_indices(term.q, -1)
+            for i, r in enumerate(rho):
+                name = term.label if term.n_rho == 1 else f"{term.label}: {term.levels[b[i]]}, {term.levels[a[i]]}"
+                rows.append({"family": corr, "name": name, "estimate": float(r), "sqrt": np.nan,
+                             "n_levels": term.n_groups, "fixed": not np.isnan(fr[i]),
+                             "boundary": bool(np.isnan(fr[i]) and abs(r) > 1 - 1e-6)})
+        return pd.DataFrame(rows, columns=["family", "name", "estimate", "sqrt", "n_levels", "fixed", "boundary"])
+
+    def _family(self, family: str) -> pd.Series:
+        c = self.components
+        sel = c[c["family"] == family]
+        return pd.Series(sel["estimate"].to_numpy(), index=sel["name"].to_numpy(), name=family, dtype=float)
+
+    @property
+    def sigma2(self) -> pd.Series:
+        return self._family("sigma2")
+
+    @property
+    def tau2(self) -> pd.Series:
+        return self._family("tau2")
+
+    @property
+    def rho(self) -> pd.Series:
+        return self._family("rho")
+
+    @property
+    def gamma2(self) -> pd.Series:
+        return self._family("gamma2")
+
+    @property
+    def phi(self) -> pd.Series:
+        return self._family("phi")
+
+    @property
+    def boundary(self) -> list[str]:
+        """Names of the components estimated on their boundary (variance 0, correlation +-1)."""
+        c = self.components
+        return [f"{f}[{n}]" for f, n in zip(c.loc[c["boundary"], "family"], c.loc[c["boundary"], "name"])]
+
+    # fit statistics --------------------------------------------------------
+
+    @property
+    def loglik(self) -> float:
+        return self.estimate.evaluation.loglik
+
+    @property
+    def parms(self) -> int:
+        """Number of estimated parameters: fixed effects plus free variance components."""
+        return self.p + (0 if self.method == "FE" else self.param.n_free)
+
+    @property
+    def _n_ic(self) -> int:
+        return self.k - self.p if self.method == "REML" else self.k
+
+    @property
+    def deviance(self) -> float:
+        """-2 logLik for REML; -2 (logLik - saturated logLik) for ML and FE, as metafor."""
+        if self.method == "REML":
+            return -2 * self.loglik
+        logdet_v = sum(np.linalg.slogdet(b)[1] for b in self.design.V.blocks)
+        saturated = -0.5 * (self.k * LOG_2PI + logdet_v)
+        return -2 * (self.loglik - saturated)
+
+    @property
+    def aic(self) -> float:
+        return -2 * self.loglik + 2 * self.parms
+
+    @property
+    def bic(self) -> float:
+        return -2 * self.loglik + self.parms * np.log(self._n_ic)
+
+    @property
+    def aicc(self) -> float:
+        m = max(self._n_ic, self.parms + 2)
+        return -2 * self.loglik + 2 * self.parms * m / (m - self.parms - 1)
+
+    @property
+    def q(self) -> float:
+        """Cochran's Q: weighted residual sum of squares of the fixed-effects fit."""
+        return self.estimate.q_fixed
+
+    @property
+    def q_df(self) -> int:
+        return self.k - self.p
+
+    @property
+    def q_pvalue(self) -> float:
+        return float(stats.chi2.sf(self.q, self.q_df)) if self.q_df > 0 else np.nan
+
+    @property
+    def i2(self) -> float:
+        """I2 = max((Q - (k - p)) / Q, 0) (Sera et al. 2019, eq. 4)."""
+        return max((self.q - self.q_df) / self.q, 0.0) if self.q > 0 else 0.0
+
+    # rows ------------------------------------------------------------------
+
+    @cached_property
+    def fitted(self) -> pd.Series:
+        return pd.Series(self.design.X @ self.coef.to_numpy(), index=self.design.row_labels, name="fitted")
+
+    @cached_property
+    def residuals(self) -> pd.Series:
+        return pd.Series(self.design.y, index=self.design.row_labels).sub(self.fitted).rename("residual")
+
+    @property
+    def rows_used(self) -> np.ndarray:
+        return self.design.row_labels
+
+    @property
+    def rows_dropped(self) -> np.ndarray:
+        return self.design.dropped
+
+    @property
+    def converged(self) -> bool:
+        return self.estimate.converged
+
+    @property
+    def is_standard(self) -> bool:
+        """Whether this is the standard random-effects model (one row-level effect)."""
+        return len(self.param.terms) == 1 and self.param.terms[0].label == ROW_TERM
+
+    def summary(self) -> str:
+        """A printable report in the style of metafor's ``print.rma.mv``."""
+        from .summary import format_mode_summary
+
+        return format_mode_summary(self)
+
+    def __str__(self) -> str:
+        return self.summary()
