@@ -188,9 +188,9 @@ def _encode_terms(terms, data: pd.DataFrame) -> tuple[TermEncoding, ...]:
             names = tuple(mm.columns)
             label = f"{t.lhs} | {t.outer}"
         structure = get_structure(t.struct)
-        if structure.correlation != "none" and len(names) < 2:
+        if isinstance(t, GroupedTerm) and structure.correlation != "none" and len(names) < 2:
             raise SpecificationError(
-                f"struct: {t.struct} needs at least two levels or coefficients in {label!r}; found {len(names)}."
+                f"struct: {t.struct} needs at least two levels of {t.inner!r} in {label!r}; found {len(names)}."
             )
         term = CovarianceTerm(label, family, structure, names, n_groups)
         encodings.append(TermEncoding(term, codes, Z))
@@ -295,7 +295,7 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
         raise SpecificationError(f"formula: {formula!r} needs an outcome on the left of '~', as in 'yi ~ 1'.")
     n_all = len(data)
     columns = _used_columns(formula, vi, terms or ())
-    _check_columns(data, [c for c in columns if c != vi or isinstance(vi, str)], "formula/random/vi")
+    _check_columns(data, columns, "formula/random/vi")
     if isinstance(vi, str):
         v_all = from_variances(pd.to_numeric(data[vi], errors="coerce").to_numpy(float), "vi")
         argument = "vi"
