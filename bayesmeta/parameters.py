@@ -130,6 +130,21 @@ class Parameterization:
         a, b = np.tril_indices(term.q, -1)
         return f"{term.label}: {term.levels[b[i]]}, {term.levels[a[i]]}"
 
+    def interior(self, theta: np.ndarray, sd_floor: float = -9.0, rho_limit: float = 7.0) -> np.ndarray:
+        """Mask of parameters away from their boundaries (SD not ~0, correlation not ~+-1)."""
+        mask, pos = [], 0
+        natural = self.natural(np.where(np.isneginf(theta), -745.0, theta))
+        for t, fs, fr, (_, rho) in zip(self.terms, self.fixed_sd, self.fixed_rho, natural):
+            k, r = int(np.isnan(fs).sum()), int(np.isnan(fr).sum())
+            mask.append(theta[pos:pos + k] > sd_floor)
+            inside = np.abs(theta[pos + k:pos + k + r]) < rho_limit
+            if r and t.structure.correlation == "unstructured":
+                # a singular correlation matrix puts all its correlations on the boundary
+                inside &= np.linalg.eigvalsh(t.structure.correlation_matrix(rho, t.q)).min() > 1e-6
+            mask.append(inside)
+            pos += k + r
+        return np.concatenate(mask) if mask else np.zeros(0, bool)
+
     def _rho_bounds(self, term: CovarianceTerm) -> tuple[float, float]:
         return term.structure.rho_lower_bound(term.q), 1.0
 

@@ -90,7 +90,7 @@ def _newton_polish(objective: _Objective, theta: np.ndarray, steps: int = 8) -> 
     active = np.isfinite(theta)
     f0, g0 = objective(theta)
     for _ in range(steps):
-        idx = np.flatnonzero(active & (theta > _BOUNDARY_THETA))
+        idx = np.flatnonzero(active & objective.param.interior(theta, _BOUNDARY_THETA))
         if len(idx) == 0:
             break
         h = 1e-5
@@ -181,7 +181,7 @@ def fit_mode(design: Design, param: Parameterization, method: str) -> ModeEstima
     theta = _newton_polish(objective, best.x)
     theta = _snap_to_boundary(objective, theta)
     _, grad = objective(theta)
-    active = np.isfinite(theta) & (theta > _BOUNDARY_THETA)
+    active = param.interior(theta, _BOUNDARY_THETA)
     gnorm = float(np.max(np.abs(grad[active]))) if active.any() else 0.0
     ev = objective.evaluate(theta)
     converged = bool(np.isfinite(ev.loglik) and gnorm < 1e-3)
