@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
 import scipy.sparse as sp
 from formulaic import Formula, model_matrix
 from scipy.sparse.csgraph import connected_components
@@ -132,14 +131,22 @@ def _select_rows(data, columns, vdiag, na_action) -> np.ndarray:
 
 
 def _check_rank(X: np.ndarray, names: list[str]) -> None:
+    """Raise naming each column that is a linear combination of the columns before it."""
     if X.shape[1] == 0:
         raise SpecificationError("formula: the model has no fixed effects.")
-    _, R, piv = scipy.linalg.qr(X, mode="economic", pivoting=True)
-    d = np.abs(np.diag(R))
-    tol = d.max() * max(X.shape) * np.finfo(float).eps * 10 if len(d) else 0
-    rank = int((d > tol).sum())
-    if rank < X.shape[1]:
-        redundant = [names[i] for i in sorted(piv[rank:])]
+    kept, redundant = [], []
+    for j in range(X.shape[1]):
+        col = X[:, j]
+        norm = np.linalg.norm(col)
+        if kept:
+            basis = X[:, kept]
+            coef, *_ = np.linalg.lstsq(basis, col, rcond=None)
+            col = col - basis @ coef
+        if norm == 0 or np.linalg.norm(col) <= 1e-9 * max(norm, 1.0):
+            redundant.append(names[j])
+        else:
+            kept.append(j)
+    if redundant:
         raise SpecificationError(
             "formula: the fixed effects are rank deficient; redundant column(s): "
             + ", ".join(map(repr, redundant)) + "."

@@ -81,7 +81,8 @@ class MetaModel:
                 f"{self.param.n_free} variance components) but only {self.design.n} rows of data."
             )
 
-    def fit(self, method: str = "REML", *, test: str = "z", level: float = 0.95) -> ModeResult:
+    def fit(self, method: str = "REML", *, test: str = "z", level: float = 0.95,
+            control: dict | None = None) -> ModeResult:
         """Estimate by maximum likelihood.
 
         Parameters
@@ -94,6 +95,9 @@ class MetaModel:
             k - p degrees of freedom.
         level : float
             Confidence level of the intervals.
+        control : dict, optional
+            Optimizer settings: ``maxiter`` (L-BFGS iterations, default 2000) and
+            ``polish`` (Newton polishing steps after L-BFGS, default True).
 
         Returns
         -------
@@ -106,7 +110,11 @@ class MetaModel:
             raise SpecificationError(f"test: expected 'z' or 't', got {test!r}.")
         if not 0 < level < 1:
             raise SpecificationError(f"level: expected a number between 0 and 1, got {level!r}.")
-        estimate = fit_mode(self.design, self.param, method)
+        control = dict(control or {})
+        unknown = set(control) - {"maxiter", "polish"}
+        if unknown:
+            raise SpecificationError(f"control: unknown setting(s) {sorted(unknown)}; use 'maxiter' or 'polish'.")
+        estimate = fit_mode(self.design, self.param, method, **control)
         return ModeResult(self.design, self.param, estimate, test=test, level=level)
 
     def __repr__(self) -> str:

@@ -147,7 +147,8 @@ def _free_sd_positions(param: Parameterization) -> list[int]:
     return out
 
 
-def fit_mode(design: Design, param: Parameterization, method: str) -> ModeEstimate:
+def fit_mode(design: Design, param: Parameterization, method: str, maxiter: int = 2000,
+             polish: bool = True) -> ModeEstimate:
     """Fit by ML, REML or FE (variance components fixed at zero / their fixed values).
 
     Parameters
@@ -155,6 +156,10 @@ def fit_mode(design: Design, param: Parameterization, method: str) -> ModeEstima
     design : Design
     param : Parameterization
     method : {"ML", "REML", "FE"}
+    maxiter : int
+        Maximum number of L-BFGS iterations.
+    polish : bool
+        Refine the L-BFGS solution by Newton steps.
     """
     reml = method == "REML"
     objective = _Objective(design, param, reml)
@@ -173,12 +178,12 @@ def fit_mode(design: Design, param: Parameterization, method: str) -> ModeEstima
     best = None
     for attempt, start in enumerate([theta0, theta0 - 1.0, theta0 + 1.0]):
         res = minimize(objective, start, jac=True, method="L-BFGS-B",
-                       options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20})
+                       options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20})
         if best is None or res.fun < best.fun - 1e-9:
             best = res
         if res.success and res.fun < 1e299:
             break
-    theta = _newton_polish(objective, best.x)
+    theta = _newton_polish(objective, best.x) if polish else best.x
     theta = _snap_to_boundary(objective, theta)
     _, grad = objective(theta)
     active = param.interior(theta, _BOUNDARY_THETA)

@@ -134,12 +134,14 @@ extract <- function(r, paper = NULL, notes = character(0), ...) {
       out$s_names <- strarr(fit$s.names)
       out$s_nlevels <- arr(fit$s.nlevels)
     }
-    if (fit$withG) {
+    if (fit$withG && !(fit$struct[1] %in% c("GEN", "GDIAG"))) {
       out$g_names <- strarr(fit$g.names)
       out$g_nlevels_f <- arr(fit$g.nlevels.f)
       out$g_levels_f <- if (is.list(fit$g.levels.f))
         lapply(fit$g.levels.f, strarr) else strarr(fit$g.levels.f)
       out$g_levels_k <- arr(fit$g.levels.k)
+    } else if (fit$withG) {
+      out$g_names <- strarr(fit$g.names)  # GEN/GDIAG: inner columns + outer factor
     }
     out$vc_fixed <- lapply(fit$vc.fix, function(x) if (is.null(x)) I(logical(0)) else I(unname(x)))
     out$control_used <- r$control
