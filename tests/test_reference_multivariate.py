@@ -15,7 +15,7 @@ from reference_tools import assert_close, assert_matches_metafor, load_fixture
 
 SMOKING = load_fixture("smoking")
 ALCOHOL = load_fixture("alcohol")
-GL_JSON = Path(__file__).parents[2] / "shared" / "data" / "mixmeta" / "alcohol_gl_covariances.json"
+GL_JSON = Path(__file__).parent / "reference" / "fixtures" / "alcohol_gl_covariances.json"
 
 
 def smoking_long() -> tuple[pd.DataFrame, list[np.ndarray]]:

@@ -7,7 +7,7 @@ True
 (56, 5)
 
 Every data set also has its own loader, e.g. ``datasets.school()``, whose
-docstring describes the columns. Sources and citations: ``data/README.md``.
+docstring describes the columns. Sources and citations: ``data/README.md`` in this package.
 """
 
 from __future__ import annotations

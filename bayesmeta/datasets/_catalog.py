@@ -42,7 +42,8 @@ within-study covariance matrix, upper triangle). From R package mixmeta.""",
     "hsls": """High School Longitudinal Study: three regression coefficients by race group. Columns: race, b1..b3
 (coefficients), V11..V33 (upper triangle of their covariance matrix). From R package mixmeta.""",
     "konstantopoulos2011": """Konstantopoulos (2011) modified school calendar, as in metadat (dat.konstantopoulos2011).
-Columns: district, school, study (row id), yi (standardized mean difference), vi (sampling variance), year.
+Columns: district (district id), school (school id within district), study (study id), year, yi (standardized
+mean difference), vi (sampling variance).
 From R package metadat.""",
     "berkey1998": """Berkey et al. (1998) periodontal surgery, long format, as in metadat (dat.berkey1998). Columns: trial,
 author, year, ni (patients), outcome ("PD" or "AL"), yi (mean difference), vi (sampling variance), v1i, v2i
