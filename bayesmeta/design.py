@@ -256,12 +256,11 @@ def _build_batches(y, X, V: BlockDiagonal, encodings, block_of_row) -> tuple[Bat
         Xb = np.where(real[:, :, None], X[safe], 0.0)
         Vb = np.zeros((B, m, m))
         Vb[:, np.arange(m), np.arange(m)] = 1.0  # padding rows keep variance 1
-        for r, blk in zip(V.rows, V.blocks):
-            b = slot[block_of_row[r[0]]]
-            if b < 0:
-                continue
-            pr = pos_in_block[r]
-            Vb[b][np.ix_(pr, pr)] = blk
+        for stack in V.stacks:
+            b = slot[block_of_row[stack.rows[:, 0]]]
+            mine = b >= 0
+            pr = pos_in_block[stack.rows[mine]]
+            Vb[b[mine][:, None, None], pr[:, :, None], pr[:, None, :]] = stack.mats[mine]
         Zs, Ms = [], []
         for enc in encodings:
             codes = np.where(real, enc.codes[safe], -1)
@@ -304,7 +303,7 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
     columns = _used_columns(formula, vi, terms or ())
     _check_columns(data, columns, "formula/random/vi")
     if isinstance(vi, str):
-        v_all = from_variances(pd.to_numeric(data[vi], errors="coerce").to_numpy(float), "vi")
+        v_all = from_variances(pd.to_numeric(data[vi], errors="coerce").to_numpy(float))
         argument = "vi"
     elif vi is not None:
         values = np.asarray(vi, dtype=float).ravel()

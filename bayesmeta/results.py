@@ -180,8 +180,7 @@ class ModeResult:
         """-2 logLik for REML; -2 (logLik - saturated logLik) for ML and FE, as metafor."""
         if self.method == "REML":
             return -2 * self.loglik
-        logdet_v = sum(np.linalg.slogdet(b)[1] for b in self.design.V.blocks)
-        saturated = -0.5 * (self.k * LOG_2PI + logdet_v)
+        saturated = -0.5 * (self.k * LOG_2PI + self.design.V.logdet())
         return -2 * (self.loglik - saturated)
 
     @property

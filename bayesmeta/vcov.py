@@ -1,9 +1,12 @@
 """The known sampling covariance V, stored as independent blocks.
 
-``V`` is never held as an n x n matrix: it is a list of dense blocks, each
-covering a set of rows, with zero covariance between rows of different blocks.
-:func:`as_block_diagonal` turns every accepted user input (variances, a dense or
-sparse matrix, a list of per-cluster blocks) into that form and checks it.
+``V`` is never held as an n x n matrix: it is a set of dense blocks, each
+covering some rows, with zero covariance between rows of different blocks.
+Blocks of equal size are stacked (:class:`BlockStack`), so that checks and
+conversions are vectorised even for 100,000 one-row blocks.
+:func:`as_block_diagonal` turns every accepted user input (variances, a dense
+or sparse matrix, a list of per-cluster blocks) into that form, and
+:func:`check_block_diagonal` validates it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,27 @@ _TOL = 1e-8
 
 
 @dataclass(frozen=True)
+class BlockStack:
+    """B blocks of m rows each: row positions (B, m) and matrices (B, m, m)."""
+
+    rows: np.ndarray
+    mats: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return self.rows.shape[1]
+
+
+def _stack_by_size(rows: list[np.ndarray], mats: list[np.ndarray]) -> tuple[BlockStack, ...]:
+    sizes = np.array([len(r) for r in rows])
+    stacks = []
+    for m in np.unique(sizes):
+        idx = np.flatnonzero(sizes == m)
+        stacks.append(BlockStack(np.stack([rows[i] for i in idx]), np.stack([mats[i] for i in idx]).astype(float)))
+    return tuple(stacks)
+
+
+@dataclass(frozen=True)
 class BlockDiagonal:
     """A block-diagonal covariance matrix over ``n`` rows.
 
@@ -28,74 +52,90 @@ class BlockDiagonal:
     ----------
     n : int
         Number of rows covered.
-    rows : tuple of numpy.ndarray
-        For each block, the (sorted) row positions it covers.
-    blocks : tuple of numpy.ndarray
-        For each block, its dense covariance matrix.
+    stacks : tuple of BlockStack
+        The blocks, stacked by size.
     """
 
     n: int
-    rows: tuple
-    blocks: tuple
+    stacks: tuple
+
+    @property
+    def n_blocks(self) -> int:
+        return sum(len(s.rows) for s in self.stacks)
 
     def diagonal(self) -> np.ndarray:
         """The sampling variances (diagonal of V) in row order."""
         out = np.empty(self.n)
-        for r, b in zip(self.rows, self.blocks):
-            out[r] = np.diag(b)
+        for s in self.stacks:
+            out[s.rows] = np.diagonal(s.mats, axis1=1, axis2=2)
         return out
 
     def subset(self, keep: np.ndarray) -> "BlockDiagonal":
         """Restrict V to the rows at positions ``keep`` (renumbered 0..len(keep)-1)."""
         new_pos = np.full(self.n, -1)
         new_pos[keep] = np.arange(len(keep))
-        rows, blocks = [], []
-        for r, b in zip(self.rows, self.blocks):
-            inside = new_pos[r] >= 0
-            if inside.any():
-                rows.append(new_pos[r][inside])
-                blocks.append(b[np.ix_(inside, inside)])
-        return BlockDiagonal(len(keep), tuple(rows), tuple(blocks))
+        stacks = []
+        for s in self.stacks:
+            inside = new_pos[s.rows] >= 0
+            counts = inside.sum(axis=1)
+            # stable sort puts the kept positions of each block first, in their order
+            order = np.argsort(~inside, axis=1, kind="stable")
+            for m in np.unique(counts[counts > 0]):
+                b = np.flatnonzero(counts == m)
+                idx = order[b, :m]
+                rows = new_pos[np.take_along_axis(s.rows[b], idx, axis=1)]
+                mats = s.mats[b[:, None, None], idx[:, :, None], idx[:, None, :]]
+                stacks.append(BlockStack(rows, mats))
+        return BlockDiagonal(len(keep), _merge(stacks))
 
     def edges(self) -> tuple[np.ndarray, np.ndarray]:
         """Pairs of rows linked by a block (a chain through each block's rows)."""
-        heads = [r[:-1] for r in self.rows if len(r) > 1]
-        tails = [r[1:] for r in self.rows if len(r) > 1]
+        heads = [s.rows[:, :-1].ravel() for s in self.stacks if s.size > 1]
+        tails = [s.rows[:, 1:].ravel() for s in self.stacks if s.size > 1]
         if not heads:
             return np.empty(0, int), np.empty(0, int)
         return np.concatenate(heads), np.concatenate(tails)
 
+    def logdet(self) -> float:
+        """log|V|."""
+        return float(sum(np.linalg.slogdet(s.mats)[1].sum() for s in self.stacks))
+
     def to_dense(self) -> np.ndarray:
         """The full n x n matrix (for small problems and tests only)."""
         out = np.zeros((self.n, self.n))
-        for r, b in zip(self.rows, self.blocks):
-            out[np.ix_(r, r)] = b
+        for s in self.stacks:
+            out[s.rows[:, :, None], s.rows[:, None, :]] = s.mats
         return out
 
 
-def from_variances(vi, name: str = "vi") -> BlockDiagonal:
+def _merge(stacks: list[BlockStack]) -> tuple[BlockStack, ...]:
+    """Merge stacks of equal block size."""
+    by_size: dict[int, list[BlockStack]] = {}
+    for s in stacks:
+        by_size.setdefault(s.size, []).append(s)
+    return tuple(BlockStack(np.concatenate([s.rows for s in group]), np.concatenate([s.mats for s in group]))
+                 for _, group in sorted(by_size.items()))
+
+
+def from_variances(vi) -> BlockDiagonal:
     """V = diag(vi), one 1 x 1 block per row."""
     vi = np.asarray(vi, dtype=float).ravel()
-    return BlockDiagonal(
-        len(vi), tuple(np.array([i]) for i in range(len(vi))), tuple(v.reshape(1, 1) for v in vi)
-    )
+    n = len(vi)
+    return BlockDiagonal(n, (BlockStack(np.arange(n)[:, None], vi.reshape(n, 1, 1)),))
 
 
 def _split_by_pattern(matrix) -> BlockDiagonal:
     """Split a dense or sparse matrix into the connected components of its non-zero pattern."""
-    pattern = sp.csr_matrix(matrix != 0) if not sp.issparse(matrix) else (matrix != 0).tocsr()
-    n = pattern.shape[0]
+    csr = sp.csr_matrix(matrix)
+    pattern = csr.copy()
+    pattern.data = (pattern.data != 0).astype(float)
+    n = csr.shape[0]
     n_comp, labels = connected_components(pattern, directed=False)
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(n_comp + 1))
-    dense = matrix.tocsr() if sp.issparse(matrix) else matrix
-    rows, blocks = [], []
-    for c in range(n_comp):
-        r = order[bounds[c]:bounds[c + 1]]
-        sub = dense[r][:, r]
-        rows.append(r)
-        blocks.append(sub.toarray() if sp.issparse(sub) else np.array(sub, dtype=float))
-    return BlockDiagonal(n, tuple(rows), tuple(blocks))
+    rows = [order[bounds[c]:bounds[c + 1]] for c in range(n_comp)]
+    mats = [csr[r][:, r].toarray() for r in rows]
+    return BlockDiagonal(n, _stack_by_size(rows, mats))
 
 
 def as_block_diagonal(V, n: int) -> BlockDiagonal:
@@ -121,26 +161,27 @@ def as_block_diagonal(V, n: int) -> BlockDiagonal:
     array([1., 1., 2.])
     """
     if isinstance(V, (list, tuple)):
-        rows, blocks, start = [], [], 0
+        rows, mats, start = [], [], 0
         for i, block in enumerate(V):
             b = np.atleast_2d(np.asarray(block, dtype=float))
             if b.ndim != 2 or b.shape[0] != b.shape[1]:
                 raise SpecificationError(f"V: block {i} is not a square matrix (shape {b.shape}).")
             rows.append(np.arange(start, start + b.shape[0]))
-            blocks.append(b)
+            mats.append(b)
             start += b.shape[0]
         if start != n:
-            raise SpecificationError(
-                f"V: the blocks cover {start} rows but the data have {n} rows."
-            )
-        return BlockDiagonal(n, tuple(rows), tuple(blocks))
-    if sp.issparse(V):
-        if V.shape != (n, n):
-            raise SpecificationError(f"V: expected a {n} x {n} matrix, got shape {V.shape}.")
-        return _split_by_pattern(V.astype(float))
-    V = np.asarray(V, dtype=float)
-    if V.shape != (n, n):
-        raise SpecificationError(f"V: expected a {n} x {n} matrix, got shape {V.shape}.")
+            raise SpecificationError(f"V: the blocks cover {start} rows but the data have {n} rows.")
+        return BlockDiagonal(n, _stack_by_size(rows, mats))
+    shape = V.shape if sp.issparse(V) else np.shape(V)
+    if tuple(shape) != (n, n):
+        raise SpecificationError(f"V: expected a {n} x {n} matrix, got shape {tuple(shape)}.")
+    if not sp.issparse(V):
+        V = np.asarray(V, dtype=float)
+        nan_rows = np.isnan(V).any(axis=1)
+        if nan_rows.any():
+            # keep missing entries visible (as NaN diagonals) so that they are handled as missing rows
+            V = np.where(np.isnan(V), 0.0, V)
+            V[nan_rows, nan_rows] = np.nan
     return _split_by_pattern(V)
 
 
@@ -158,32 +199,33 @@ def check_block_diagonal(vb: BlockDiagonal, labels, argument: str, require_pd: b
         Require positive definiteness (for models without random effects).
     """
     labels = np.asarray(labels)
-    bad_finite, bad_var, bad_sym, bad_psd = [], [], [], []
-    for r, b in zip(vb.rows, vb.blocks):
-        if not np.all(np.isfinite(b)):
-            bad_finite.extend(labels[r])
-            continue
-        d = np.diag(b)
-        if np.any(d <= 0):
-            bad_var.extend(labels[r[d <= 0]])
-            continue
-        scale = np.max(np.abs(d))
-        if np.max(np.abs(b - b.T)) > _TOL * scale:
-            bad_sym.extend(labels[r])
-            continue
-        if len(r) > 1:
-            eig = np.linalg.eigvalsh(b)
-            limit = _TOL * scale if not require_pd else 0.0
-            if eig.min() < -limit or (require_pd and eig.min() <= 0):
-                bad_psd.extend(labels[r])
-    if bad_finite:
-        raise SpecificationError(f"{argument}: non-finite sampling (co)variances in rows {format_rows(bad_finite)}.")
-    if bad_var:
+    problems = {"finite": [], "variance": [], "symmetric": [], "psd": []}
+    for s in vb.stacks:
+        finite = np.isfinite(s.mats).all(axis=(1, 2))
+        problems["finite"].extend(labels[s.rows[~finite]].ravel())
+        d = np.diagonal(s.mats, axis1=1, axis2=2)
+        positive = finite & (np.where(finite[:, None], d, 1.0) > 0).all(axis=1)
+        problems["variance"].extend(labels[s.rows[finite & ~positive]][d[finite & ~positive] <= 0])
+        ok = positive
+        if s.size > 1 and ok.any():
+            mats = s.mats[ok]
+            scale = np.abs(np.diagonal(mats, axis1=1, axis2=2)).max(axis=1)
+            asym = np.abs(mats - np.swapaxes(mats, 1, 2)).max(axis=(1, 2)) > _TOL * scale
+            problems["symmetric"].extend(labels[s.rows[ok][asym]].ravel())
+            eig = np.linalg.eigvalsh(mats[~asym]).min(axis=1)
+            limit = 0.0 if require_pd else -_TOL * scale[~asym]
+            bad = eig <= limit if require_pd else eig < limit
+            problems["psd"].extend(labels[s.rows[ok][~asym][bad]].ravel())
+    if problems["finite"]:
         raise SpecificationError(
-            f"{argument}: sampling variances must be positive; rows {format_rows(bad_var)} are not."
-        )
-    if bad_sym:
-        raise SpecificationError(f"{argument}: the block covering rows {format_rows(bad_sym)} is not symmetric.")
-    if bad_psd:
+            f"{argument}: non-finite sampling (co)variances in rows {format_rows(problems['finite'])}.")
+    if problems["variance"]:
+        raise SpecificationError(
+            f"{argument}: sampling variances must be positive; rows {format_rows(problems['variance'])} are not.")
+    if problems["symmetric"]:
+        raise SpecificationError(
+            f"{argument}: the block covering rows {format_rows(problems['symmetric'])} is not symmetric.")
+    if problems["psd"]:
         what = "positive definite" if require_pd else "positive semi-definite"
-        raise SpecificationError(f"{argument}: the block covering rows {format_rows(bad_psd)} is not {what}.")
+        raise SpecificationError(
+            f"{argument}: the block covering rows {format_rows(problems['psd'])} is not {what}.")

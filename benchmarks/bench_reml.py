@@ -1,0 +1,135 @@
+"""REML fit times of bayesmeta beside metafor's rma.mv, printed as a table.
+
+Models: the three-level school model (56 rows), and simulated three-level data
+(clusters of 3-7 rows, about 5 on average, one study per row) with 500 to
+100,000 rows. bayesmeta's time covers building the model from the DataFrame
+and fitting it (warm: after one untimed run; median of repeated runs); peak
+memory is the largest allocation traced during one build-and-fit. When R with
+metafor is installed, the same fits are timed with rma.mv (dense default and
+sparse=TRUE) in the same run, skipping sizes where metafor would take minutes.
+
+Run: ``python benchmarks/bench_reml.py`` (or ``make bench``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import bayesmeta as bm
+
+#: (name, rows, bayesmeta repetitions, run metafor dense?, run metafor sparse?)
+CASES = [
+    ("school", 56, 50, True, True),
+    ("sim-500", 500, 10, True, True),
+    ("sim-1000", 1_000, 10, False, True),
+    ("sim-10000", 10_000, 5, False, False),
+    ("sim-100000", 100_000, 3, False, False),
+]
+R_REPS = {"school": 20, "sim-500": 1, "sim-1000": 1}
+
+R_SCRIPT = r"""
+suppressMessages(library(metafor))
+args <- commandArgs(trailingOnly = TRUE)
+dat <- read.csv(args[1]); reps <- as.integer(args[2]); sparse <- as.logical(args[3])
+fit <- function() rma.mv(yi, vi, random = ~ 1 | district/study, data = dat, method = "REML", sparse = sparse)
+f <- fit()
+times <- replicate(reps, system.time(fit())[["elapsed"]])
+cat(sprintf('{"seconds": %.6f, "coef": %.10f, "sigma2": [%.10f, %.10f]}\n', median(times), coef(f)[1], f$sigma2[1], f$sigma2[2]))
+"""
+
+
+def simulate(n: int, seed: int = 1) -> pd.DataFrame:
+    """Three-level data: clusters of 3-7 rows, district and study variances 0.06 and 0.03."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(3, 8, size=n // 3)
+    district = np.repeat(np.arange(len(sizes)), sizes)[:n]
+    vi = rng.uniform(0.01, 0.2, n)
+    y = (0.2 + rng.normal(0, np.sqrt(0.06), len(sizes))[district] + rng.normal(0, np.sqrt(0.03), n)
+         + rng.normal(0, np.sqrt(vi)))
+    return pd.DataFrame({"district": district, "study": np.arange(n), "yi": y, "vi": vi})
+
+
+def data_for(name: str) -> pd.DataFrame:
+    if name == "school":
+        return bm.datasets.load("school").rename(columns={"effect": "yi", "var": "vi"})
+    return simulate(int(name.split("-")[1]))
+
+
+def fit(dat: pd.DataFrame):
+    return bm.MetaModel("yi ~ 1", data=dat, vi="vi", random="~ 1 | district/study").fit("REML")
+
+
+def time_bayesmeta(dat: pd.DataFrame, reps: int) -> tuple[float, float, object]:
+    result = fit(dat)  # warm-up
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fit(dat)
+        times.append(time.perf_counter() - start)
+    tracemalloc.start()
+    fit(dat)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return statistics.median(times), peak / 2**20, result
+
+
+def r_available() -> bool:
+    if shutil.which("Rscript") is None:
+        return False
+    probe = subprocess.run(["Rscript", "-e", "library(metafor)"], capture_output=True)
+    return probe.returncode == 0
+
+
+def time_metafor(dat: pd.DataFrame, reps: int, sparse: bool, workdir: Path) -> dict:
+    csv = workdir / "data.csv"
+    script = workdir / "bench.R"
+    dat.to_csv(csv, index=False)
+    script.write_text(R_SCRIPT)
+    out = subprocess.run(["Rscript", str(script), str(csv), str(reps), "TRUE" if sparse else "FALSE"],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    with_r = r_available()
+    if not with_r:
+        print("R with metafor not found: timing bayesmeta only.\n")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, n, reps, r_dense, r_sparse in CASES:
+            dat = data_for(name)
+            seconds, peak_mb, result = time_bayesmeta(dat, reps)
+            row = {"model": name, "rows": len(dat), "clusters": dat["district"].nunique(),
+                   "bayesmeta_s": seconds, "peak_MB": peak_mb, "MB_per_1k_rows": 1000 * peak_mb / len(dat)}
+            for label, wanted, sparse in [("metafor", r_dense, False), ("metafor_sparse", r_sparse, True)]:
+                row[f"{label}_s"] = row[f"{label}_ratio"] = np.nan
+                if with_r and wanted:
+                    ref = time_metafor(dat, R_REPS[name], sparse, Path(tmp))
+                    row[f"{label}_s"] = ref["seconds"]
+                    row[f"{label}_ratio"] = ref["seconds"] / seconds
+                    if abs(ref["coef"] - result.coef.iloc[0]) > 1e-4:
+                        print(f"warning: {name}: estimates differ from metafor's", file=sys.stderr)
+            rows.append(row)
+            print(f"done: {name}", file=sys.stderr, flush=True)
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
+        print(table.to_string(index=False))
+    print("\nratio = metafor time / bayesmeta time (higher is better for bayesmeta).")
+    if with_r:
+        print("metafor skipped (NaN) where it would take minutes: dense rma.mv beyond 500 rows "
+              "(about 10 s at 514 rows, cubic in n), sparse beyond 1,000 rows (about 77 s at 5,109 rows).")
+
+
+if __name__ == "__main__":
+    main()
