@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from formulaic import model_matrix
 
+import bayesmeta as bm
 from bayesmeta.splines import ns, ns_basis  # noqa: F401  (ns used by formulas)
 
 FIXTURE = Path(__file__).parent / "reference" / "fixtures" / "ns_basis.json"
 CASES = {c["name"]: c for c in json.loads(FIXTURE.read_text())["cases"]}
-ALCOHOL = Path("/work/shared/data/mixmeta/alcohol.csv")
 
 
 def _kwargs(args: dict) -> dict:
@@ -83,9 +83,7 @@ def test_formulaic_df_stores_knots():
 
 
 def test_alcohol_csv_dose_matches_fixture():
-    if not ALCOHOL.exists():
-        pytest.skip("alcohol.csv not available")
-    dose = pd.read_csv(ALCOHOL)["dose"].to_numpy()
+    dose = bm.datasets.load("alcohol")["dose"].to_numpy()
     np.testing.assert_allclose(
         ns_basis(dose, knots=[10, 25]), CASES["a_knots"]["basis"], rtol=0, atol=1e-10)
 
