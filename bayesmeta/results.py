@@ -17,11 +17,42 @@ from scipy import stats
 
 from .design import ROW_TERM, Design
 from .engines.mode import ModeEstimate
+from .errors import SpecificationError
 from .likelihood import LOG_2PI
 from .parameters import Parameterization
 
 #: An SD at or below this fraction of the model's scale is reported as on the boundary.
 BOUNDARY_SD = 1e-4
+
+
+@dataclass(frozen=True)
+class WaldTest:
+    """A Wald test of linear hypotheses ``L b = 0`` about the fixed effects.
+
+    Attributes
+    ----------
+    statistic : float
+        Chi-square statistic (z-tests) or F statistic (``test="t"``).
+    df : int
+        Number of hypotheses (rows of L).
+    df_resid : float
+        Denominator degrees of freedom of the F-test (inf for the chi-square test).
+    pvalue : float
+    terms : list of str
+        Coefficients involved.
+    """
+
+    statistic: float
+    df: int
+    df_resid: float
+    pvalue: float
+    terms: list
+
+    def __str__(self) -> str:
+        name = "QM" if np.isinf(self.df_resid) else "F"
+        dfs = f"df = {self.df}" if np.isinf(self.df_resid) else f"df1 = {self.df}, df2 = {self.df_resid:g}"
+        p = "< .0001" if self.pvalue < 1e-4 else f"= {self.pvalue:.4f}"
+        return f"Test of {', '.join(self.terms)}: {name}({dfs}) = {self.statistic:.4f}, p-val {p}"
 
 
 @dataclass(frozen=True)
@@ -106,6 +137,52 @@ class ModeResult:
         dist = stats.t(self.df) if self.test == "t" else stats.norm
         crit = dist.ppf(0.5 + self.level / 2)
         return pd.DataFrame({"lower": self.coef - crit * self.se, "upper": self.coef + crit * self.se})
+
+    def wald_test(self, terms=None, L=None) -> WaldTest:
+        """Wald test that some coefficients (or linear combinations ``L b``) are zero.
+
+        Parameters
+        ----------
+        terms : list of str, optional
+            Coefficient names to test jointly. Default: every coefficient except an
+            intercept (metafor's omnibus test of moderators; the intercept itself in an
+            intercept-only model).
+        L : array_like, optional
+            Matrix of linear combinations (one row per hypothesis), instead of ``terms``.
+
+        Returns
+        -------
+        WaldTest
+            Chi-square test, or an F-test on (m, k - p) degrees of freedom with ``test="t"``.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> fit = bm.MetaModel("logor ~ ablat", data=bm.datasets.load("bcg"), vi="logorvar").fit()
+        >>> print(fit.wald_test(["ablat"]))
+        Test of ablat: QM(df = 1) = 25.2473, p-val < .0001
+        """
+        names = list(self.coef.index)
+        if L is None:
+            if terms is None:
+                terms = [n for n in names if n != "Intercept"] or names
+            unknown = [t for t in terms if t not in names]
+            if unknown:
+                raise SpecificationError(f"terms: unknown coefficient(s) {unknown}; available: {names}.")
+            if not terms:
+                raise SpecificationError("terms: nothing to test (the model has only an intercept).")
+            L = np.eye(len(names))[[names.index(t) for t in terms]]
+        else:
+            L = np.atleast_2d(np.asarray(L, dtype=float))
+            if L.shape[1] != len(names):
+                raise SpecificationError(f"L: expected {len(names)} columns (one per coefficient), got {L.shape[1]}.")
+            terms = [names[j] for j in np.flatnonzero(np.abs(L).sum(axis=0) > 0)]
+        Lb = L @ self.coef.to_numpy()
+        stat = float(Lb @ np.linalg.solve(L @ self.vcov.to_numpy() @ L.T, Lb))
+        m = L.shape[0]
+        if self.test == "t":
+            return WaldTest(stat / m, m, self.df, float(stats.f.sf(stat / m, m, self.df)), list(terms))
+        return WaldTest(stat, m, np.inf, float(stats.chi2.sf(stat, m)), list(terms))
 
     # variance components -------------------------------------------------
 

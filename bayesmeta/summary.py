@@ -62,6 +62,9 @@ def format_mode_summary(fit) -> str:
     lines.append("Test for Heterogeneity:")
     lines.append(f"Q(df = {fit.q_df}) = {fit.q:.4f}, p-val {_pval(fit.q_pvalue)}; I^2 = {100 * fit.i2:.1f}%")
     lines.append("")
+    if fit.p > 1 or "Intercept" not in fit.coef.index:
+        lines.append(str(fit.wald_test()).replace("Test of", "Test of Moderators,", 1))
+        lines.append("")
     lines.append("Model Results:")
     lines.append("")
     stat = "tval" if fit.test == "t" else "zval"

@@ -57,4 +57,7 @@ def assert_matches_metafor(fit, ref: dict, *, parms_offset: int = 0, check_compo
         for ic in ("deviance", "aic", "bic", "aicc"):
             assert abs(getattr(fit, ic) - ref[ic]) < ABS_IC, f"{ic}: {getattr(fit, ic)} vs {ref[ic]}"
     assert_close(fit.q, ref["QE"], "Q")
+    if "QM" in ref:
+        assert_close(fit.wald_test().statistic, ref["QM"], "QM")
+        assert_close(fit.wald_test().pvalue, ref["QMp"], "QM p-value", abs_zero=1e-8)
     assert_close(fit.fitted.to_numpy(), ref["fitted"], "fitted")

@@ -27,6 +27,19 @@ def test_school_matches_metafor(name, method):
     assert_matches_metafor(fit, SCHOOL[f"{name}_{method}"])
 
 
+@pytest.mark.parametrize("test", ["t", "z"])
+def test_school_meta_regression_tests(test):
+    """t-tests and the F-test on k - p degrees of freedom (test="t"), or z and chi-square."""
+    fit = bm.MetaModel("effect ~ year", data=_school(), vi="var", random="~ 1 | district/study").fit(test=test)
+    ref = SCHOOL[f"twolevel_year_{test}"]
+    assert_matches_metafor(fit, ref)
+    assert_close(fit.zval.to_numpy(), ref["zval"], "t/z statistics")
+    wald = fit.wald_test()
+    assert wald.terms == ["year"] and wald.df == 1
+    if test == "t":
+        assert fit.df == 54 and wald.df_resid == 54 and str(wald).startswith("Test of year: F(df1 = 1, df2 = 54) = ")
+
+
 def test_school_table2_published_values():
     """Sera et al. (2019) Table 2, ML: estimates, SEs, variances and AIC as printed."""
     dat = _school()

@@ -109,3 +109,26 @@ def test_alcohol_relative_risk_at_12g():
         assert np.allclose(np.exp(12 * fit.ci.loc["dose"].to_numpy()), ci, atol=1.0001e-3)
     ref = ALCOHOL["L2"]["pred_dose12"]
     assert_close(np.exp(12 * fit.ci.loc["dose"].to_numpy()), ref["RR_ci"], "RR CI at 12 g/day")
+
+
+def test_smoking_inconsistency_global_wald_test():
+    """Design-by-treatment inconsistency model: global Wald test of the 7 interactions, p = 0.646."""
+    long, blocks = smoking_long()
+    wide = bm.datasets.load("smoking").set_index("study")
+    long["design"] = wide.loc[long["study"], "design"].to_numpy()
+    for o in "BCD":
+        long[f"y{o}"] = (long["outcome"] == o).astype(float)
+    for d in sorted(long["design"].unique()):
+        long[d] = (long["design"] == d).astype(float)
+    formula = "y ~ 0 + yB + yC + yC:acd + yC:bc + yC:bcd + yD + yD:acd + yD:bcd + yD:bd + yD:cd"
+    fit = bm.MetaModel(formula, data=long, V=blocks, random="~ outcome | study", struct="CS",
+                       fixed={"rho": 0.5}).fit("REML")
+    ref = SMOKING["inconsistency"]
+    assert abs(fit.loglik - ref["loglik"]) < 1e-3
+    assert_close(fit.tau2.to_numpy(), ref["tau2"], "tau2")
+    interactions = [n for n in fit.coef.index if ":" in n]
+    assert len(interactions) == 7
+    wald = fit.wald_test(interactions)
+    assert wald.df == 7
+    assert_close(wald.statistic, ref["wald"]["QM"], "QM")
+    assert round(wald.pvalue, 3) == 0.646

@@ -124,6 +124,10 @@ extract <- function(r, paper = NULL, notes = character(0), ...) {
     parms = unname(attr(ll, "df")),
     QE = fit$QE,
     QEp = fit$QEp,
+    QM = fit$QM,
+    QMdf = arr(fit$QMdf),
+    QMp = fit$QMp,
+    test = fit$test,
     QE_df = k - p,
     I2_paper = i2_paper(fit$QE, k, p),
     fitted = arr(fitted(fit))
@@ -248,6 +252,12 @@ for (meth in c("ML", "REML")) {
     if (is_ml) paper_school$twolevel,
     c(nt, "sigma2[1] = district (tau1^2 in the paper), sigma2[2] = study within district (tau2^2)."))
 }
+# Meta-regression on year with t-tests (df = k - p) and the F-test of the moderator
+r <- fit_str('rma.mv(effect ~ year, var, random = ~ 1 | district/study, data=school, method="REML", test="t")')
+models$twolevel_year_t <- extract(r, NULL,
+  "Not in the paper: checks test='t' (t and F tests on k - p degrees of freedom) and the omnibus moderator test QM.")
+r <- fit_str('rma.mv(effect ~ year, var, random = ~ 1 | district/study, data=school, method="REML")')
+models$twolevel_year_z <- extract(r, NULL, "Not in the paper: the omnibus moderator test QM (chi-square).")
 for (nm in names(models)) show(nm, models[[nm]])
 write_group("school", models, list(data_file = "school.csv"))
 
