@@ -5,11 +5,11 @@ reproducing R's metafor) and, later, a Bayesian engine (PyMC).
 """
 
 from . import datasets
-from .errors import (BoundaryWarning, ConvergenceWarning, MissingDataWarning,
-                     SpecificationError)
+from .errors import (BoundaryWarning, ConvergenceWarning, DenseBlockWarning,
+                     MissingDataWarning, SpecificationError)
 from .model import MetaModel
 from .results import ModeResult
 
 __all__ = ["MetaModel", "ModeResult", "datasets", "SpecificationError", "MissingDataWarning",
-           "ConvergenceWarning", "BoundaryWarning"]
+           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning"]
 __version__ = "0.1.0"

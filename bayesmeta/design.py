@@ -19,15 +19,18 @@ from formulaic import Formula, model_matrix
 from scipy.sparse.csgraph import connected_components
 
 from . import splines  # noqa: F401  (registers the ns() transform with formulaic)
-from .errors import MissingDataWarning, SpecificationError, format_rows
+from .errors import DenseBlockWarning, MissingDataWarning, SpecificationError, format_rows
 from .formula import GroupedTerm, NestedTerm, SlopeTerm
-from .likelihood import Batch
+from .likelihood import Batch, Evaluation, evaluate, evaluate_nested
+from .nested import NestedDesign, build_nested
 from .parameters import CovarianceTerm
 from .structures import get_structure
 from .vcov import BlockDiagonal, as_block_diagonal, check_block_diagonal, from_variances
 
 #: Name of the standard model's row-level random effect.
 ROW_TERM = "row"
+#: Blocks larger than this (evaluated with dense matrices) trigger a DenseBlockWarning.
+DENSE_BLOCK_WARNING = 2000
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class Design:
     batches : tuple of Batch
     model_spec : formulaic.ModelSpec
         Re-encodes new data for prediction.
+    nested : NestedDesign or None
+        Set when the O(n) closed form for nested random intercepts applies.
     """
 
     y: np.ndarray
@@ -71,6 +76,7 @@ class Design:
     block_of_row: np.ndarray
     batches: tuple
     model_spec: object
+    nested: NestedDesign | None = None
 
     @property
     def n(self) -> int:
@@ -91,6 +97,19 @@ class Design:
     @property
     def logdet_xtx(self) -> float:
         return float(np.linalg.slogdet(self.X.T @ self.X)[1])
+
+    def evaluate(self, G: list[np.ndarray], reml: bool, gradient: bool = False,
+                 logdet_xtx: float | None = None) -> Evaluation:
+        """Profiled (restricted) log-likelihood at random-effect covariances ``G``.
+
+        Uses the closed form for nested random intercepts when it applies, the
+        batched block computation otherwise (see :mod:`bayesmeta.likelihood`).
+        """
+        if logdet_xtx is None:
+            logdet_xtx = self.logdet_xtx if reml else 0.0
+        if self.nested is not None:
+            return evaluate_nested(self.nested, G, self.n, self.p, logdet_xtx, reml, gradient)
+        return evaluate(list(self.batches), G, self.n, self.p, logdet_xtx, reml, gradient)
 
 
 def _formula_columns(formula: str) -> set[str]:
@@ -333,6 +352,15 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
     _check_rank(X, names)
     encodings = _encode_terms(terms, used)
     block_of_row = _find_blocks(Vb, encodings, len(y), standard=terms is None)
-    batches = _build_batches(y, X, Vb, encodings, block_of_row)
+    nested = None
+    if encodings and all(e.Z is None for e in encodings) and all(st.size == 1 for st in Vb.stacks):
+        nested = build_nested(X, y, Vb.diagonal(), [e.codes for e in encodings])
+    largest = int(np.bincount(block_of_row).max())
+    if nested is None and largest > DENSE_BLOCK_WARNING:
+        warnings.warn(
+            f"The random terms and V join {largest} rows into one block (crossed random effects or a dense V); "
+            f"its likelihood uses dense {largest} x {largest} matrices, which is slow for large blocks.",
+            DenseBlockWarning, stacklevel=3)
+    batches = () if nested is not None else _build_batches(y, X, Vb, encodings, block_of_row)
     return Design(y, X, names, used.index.to_numpy(), data.index[np.setdiff1d(np.arange(n_all), keep)].to_numpy(),
-                  Vb, encodings, block_of_row, batches, mm.model_spec)
+                  Vb, encodings, block_of_row, batches, mm.model_spec, nested)

@@ -19,6 +19,10 @@ class ConvergenceWarning(UserWarning):
     """The optimizer or sampler reported a problem."""
 
 
+class DenseBlockWarning(UserWarning):
+    """Crossed random effects (or V) join many rows into one block, evaluated with dense matrices."""
+
+
 class BoundaryWarning(UserWarning):
     """A variance component or correlation was estimated on its boundary."""
 

@@ -121,7 +121,43 @@ def test_blocks_follow_clusters_and_v():
     assert standard.design.n_blocks == len(dat)
     with_v = bm.MetaModel("yi ~ 1", data=dat, V=_blocks_v(dat))
     assert with_v.design.n_blocks == dat["cluster"].nunique()
-    assert max(b.rows.shape[1] for b in model.design.batches) < len(dat)
+    un = _model(MODELS["UN"], dat)
+    assert un.design.n_blocks == dat["cluster"].nunique()
+    assert max(b.rows.shape[1] for b in un.design.batches) < len(dat)
+
+
+@pytest.mark.parametrize("reml", [False, True])
+@pytest.mark.parametrize("name", ["standard", "three-level", "four-level"])
+def test_nested_closed_form_equals_batched_blocks(name, reml):
+    """The O(n) closed form and the batched block computation agree, gradients included."""
+    from bayesmeta.design import _build_batches
+
+    dat = _simulated(4)
+    model = _model(MODELS[name], dat)
+    d = model.design
+    assert d.nested is not None and d.batches == ()
+    batches = _build_batches(d.y, d.X, d.V, d.encodings, d.block_of_row)
+    G = model.param.covariances(np.random.default_rng(5).normal(-0.5, 0.5, model.param.n_free))
+    logdet_xtx = d.logdet_xtx
+    closed = d.evaluate(G, reml, gradient=True, logdet_xtx=logdet_xtx)
+    blocks = evaluate(list(batches), G, d.n, d.p, logdet_xtx, reml, gradient=True)
+    assert abs(closed.loglik - blocks.loglik) < 1e-9
+    np.testing.assert_allclose(closed.beta, blocks.beta, rtol=1e-9)
+    np.testing.assert_allclose(closed.vcov, blocks.vcov, rtol=1e-9)
+    for a, b in zip(closed.dG, blocks.dG):
+        np.testing.assert_allclose(a, b, rtol=1e-8)
+
+
+def test_crossed_intercepts_use_one_dense_block_and_say_so(monkeypatch):
+    import bayesmeta.design
+
+    dat = _simulated(6)
+    dat["other"] = dat["row"] % 3
+    model = bm.MetaModel("yi ~ 1", data=dat, vi="vi", random=["~ 1 | cluster", "~ 1 | other"])
+    assert model.design.nested is None and model.design.n_blocks == 1
+    monkeypatch.setattr(bayesmeta.design, "DENSE_BLOCK_WARNING", 10)
+    with pytest.warns(bm.DenseBlockWarning, match=f"join {len(dat)} rows into one block"):
+        bm.MetaModel("yi ~ 1", data=dat, vi="vi", random=["~ 1 | cluster", "~ 1 | other"])
 
 
 def test_padding_adds_nothing():

@@ -18,7 +18,7 @@ from scipy.optimize import minimize
 
 from ..design import Design
 from ..errors import ConvergenceWarning
-from ..likelihood import Evaluation, NotPositiveDefinite, evaluate
+from ..likelihood import Evaluation, NotPositiveDefinite
 from ..parameters import Parameterization
 
 #: theta below which an SD is tried at exactly zero (SD < scale * exp(-9) ~ 1e-4 scale).
@@ -50,9 +50,8 @@ class _Objective:
         self.logdet_xtx = design.logdet_xtx if reml else 0.0
 
     def evaluate(self, theta: np.ndarray, gradient: bool = False) -> Evaluation:
-        d = self.design
         G = self.param.covariances(_finite(theta))
-        return evaluate(list(d.batches), G, d.n, d.p, self.logdet_xtx, self.reml, gradient)
+        return self.design.evaluate(G, self.reml, gradient, self.logdet_xtx)
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         try:
@@ -85,27 +84,28 @@ def _start(design: Design, param: Parameterization) -> np.ndarray:
     return param.theta_from_natural(natural)
 
 
-def _newton_polish(objective: _Objective, theta: np.ndarray, steps: int = 8) -> np.ndarray:
-    """A few safeguarded Newton steps with a finite-difference Hessian of the analytic gradient."""
-    active = np.isfinite(theta)
+def _newton_polish(objective: _Objective, theta: np.ndarray, steps: int = 8, tol: float = 1e-8) -> np.ndarray:
+    """Safeguarded Newton steps with a finite-difference Hessian of the analytic gradient.
+
+    The Hessian is computed once at the L-BFGS solution (where the curvature is
+    already that of the optimum) and reused; steps stop when the gradient of the
+    interior parameters is below ``tol`` times the size of the objective.
+    """
     f0, g0 = objective(theta)
+    tol = tol * max(1.0, abs(f0))
+    idx = np.flatnonzero(np.isfinite(theta) & objective.param.interior(theta, _BOUNDARY_THETA))
+    if len(idx) == 0 or np.max(np.abs(g0[idx])) < tol:
+        return theta
+    h = 1e-5
+    H = np.empty((len(idx), len(idx)))
+    for a, i in enumerate(idx):
+        e = np.zeros_like(theta)
+        e[i] = h
+        H[:, a] = (objective.gradient(theta + e)[idx] - objective.gradient(theta - e)[idx]) / (2 * h)
+    w, U = np.linalg.eigh((H + H.T) / 2)
+    if w.min() <= 0:
+        return theta
     for _ in range(steps):
-        idx = np.flatnonzero(active & objective.param.interior(theta, _BOUNDARY_THETA))
-        if len(idx) == 0:
-            break
-        h = 1e-5
-        H = np.empty((len(idx), len(idx)))
-        for a, i in enumerate(idx):
-            e = np.zeros_like(theta)
-            e[i] = h
-            H[:, a] = (objective.gradient(theta + e)[idx] - objective.gradient(theta - e)[idx]) / (2 * h)
-        H = (H + H.T) / 2
-        try:
-            w, U = np.linalg.eigh(H)
-        except np.linalg.LinAlgError:
-            break
-        if w.min() <= 0:
-            break
         step = -(U @ ((U.T @ g0[idx]) / w))
         t = 1.0
         while t > 1e-4:
@@ -117,9 +117,8 @@ def _newton_polish(objective: _Objective, theta: np.ndarray, steps: int = 8) -> 
             t /= 2
         else:
             break
-        improvement = f0 - f1
         theta, f0, g0 = cand, f1, g1
-        if improvement < 1e-12 and np.max(np.abs(g0[idx])) < 1e-8:
+        if np.max(np.abs(g0[idx])) < tol:
             break
     return theta
 
@@ -164,7 +163,7 @@ def fit_mode(design: Design, param: Parameterization, method: str, maxiter: int 
     reml = method == "REML"
     objective = _Objective(design, param, reml)
     zero_G = [np.zeros((t.q, t.q)) for t in param.terms]
-    fe = evaluate(list(design.batches), zero_G, design.n, design.p, 0.0, False)
+    fe = design.evaluate(zero_G, reml=False)
     if method == "FE" or param.n_free == 0:
         theta = np.full(param.n_free, _ZERO_THETA) if method == "FE" else np.zeros(0)
         if method == "FE":
