@@ -186,3 +186,20 @@ def test_padding_adds_nothing():
                               Z=tuple(None if z is None else grow(z) for z in b.Z),
                               M=tuple(grow(M, square=True) for M in b.M)))
     assert abs(evaluate(padded, G, d.n, d.p, d.logdet_xtx, True).loglik - ref) < 1e-10
+
+
+def test_v_as_dense_sparse_or_blocks_gives_the_same_fit():
+    import scipy.sparse as sp
+
+    dat = _simulated(7)
+    blocks = _blocks_v(dat)
+    dense = np.zeros((len(dat), len(dat)))
+    start = 0
+    for b in blocks:
+        dense[start:start + len(b), start:start + len(b)] = b
+        start += len(b)
+    fits = [bm.MetaModel("yi ~ x", data=dat, V=V, random="~ 1 | cluster/sub").fit()
+            for V in (blocks, dense, sp.csr_matrix(dense))]
+    for other in fits[1:]:
+        assert abs(other.loglik - fits[0].loglik) < 1e-10
+        np.testing.assert_allclose(other.coef, fits[0].coef, rtol=1e-10)
