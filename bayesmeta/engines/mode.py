@@ -175,12 +175,15 @@ def fit_mode(design: Design, param: Parameterization, method: str, maxiter: int 
         return ModeEstimate(method, theta, natural, ev, True, "no free variance components", 0, 0.0, fe.quad, fe.beta)
     theta0 = _start(design, param)
     best = None
-    for attempt, start in enumerate([theta0, theta0 - 1.0, theta0 + 1.0]):
+    for start in [theta0, theta0 - 1.0, theta0 + 1.0]:
         res = minimize(objective, start, jac=True, method="L-BFGS-B",
-                       options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-9, "maxcor": 20})
+                       options={"maxiter": maxiter, "ftol": 1e-12, "gtol": 1e-9, "maxcor": 20})
         if best is None or res.fun < best.fun - 1e-9:
             best = res
-        if res.success and res.fun < 1e299:
+        # L-BFGS often stops in its line search once at machine precision: judge by the gradient
+        interior = param.interior(res.x, _BOUNDARY_THETA)
+        small_gradient = not interior.any() or np.max(np.abs(res.jac[interior])) < 1e-4 * max(1.0, abs(res.fun))
+        if res.fun < 1e299 and (res.success or small_gradient):
             break
     theta = _newton_polish(objective, best.x) if polish else best.x
     theta = _snap_to_boundary(objective, theta)
