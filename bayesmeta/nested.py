@@ -37,12 +37,18 @@ class NestedDesign:
         which its groups start.
     term_index : tuple of int
         For each level in the same order, the index of its covariance term.
+    perm : numpy.ndarray (n,)
+        Sorted position -> original row position.
+    row_starts : tuple of numpy.ndarray
+        For each level (finest first), the sorted row positions where its groups start.
     """
 
     U: np.ndarray
     d: np.ndarray
     starts: tuple
     term_index: tuple
+    perm: np.ndarray
+    row_starts: tuple
 
 
 def build_nested(X: np.ndarray, y: np.ndarray, d: np.ndarray, codes: list[np.ndarray]) -> NestedDesign | None:
@@ -70,13 +76,14 @@ def build_nested(X: np.ndarray, y: np.ndarray, d: np.ndarray, codes: list[np.nda
         if np.count_nonzero(change) != n_groups[order_terms[level]]:
             return None
         boundaries.append(change)
-    starts, previous = [], np.arange(n)
+    starts, row_starts, previous = [], [], np.arange(n)
     for change in reversed(boundaries):  # finest first
         group_rows = np.flatnonzero(change)
         starts.append(np.searchsorted(previous, group_rows))
+        row_starts.append(group_rows)
         previous = group_rows
     U = np.column_stack([X[perm], y[perm], np.ones(n)])
-    return NestedDesign(U, d[perm], tuple(starts), tuple(reversed(order_terms)))
+    return NestedDesign(U, d[perm], tuple(starts), tuple(reversed(order_terms)), perm, tuple(row_starts))
 
 
 def gram_and_logdet(nd: NestedDesign, s: np.ndarray, gradient: bool):

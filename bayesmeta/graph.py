@@ -1,0 +1,128 @@
+"""The marginal likelihood as a PyTensor graph, for the Bayesian engine.
+
+Same model and the same two evaluation paths as :mod:`bayesmeta.likelihood`
+(which profiles the fixed effects out and works in NumPy): the batched blocks
+(padded to a common size, Cholesky per block) and the O(n) closed form for
+nested random intercepts with diagonal V (:mod:`bayesmeta.nested`). Here the
+fixed effects ``beta`` are free, and the log-likelihood is returned per
+independent block, so that it can be summed for sampling and stored per block
+for model comparison (LOO at the level of clusters).
+
+The optional restricted term ``1/2 p log 2pi + 1/2 log|X'X| - 1/2 log|X' Sigma^-1 X|``
+turns the full likelihood into REML's: its maximum over (beta, theta) is the
+REML estimate of theta.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.tensor.slinalg import solve_triangular
+
+from .design import Design
+from .likelihood import LOG_2PI
+
+
+def _segment_sum(values, ids: np.ndarray, n_groups: int):
+    """Sum rows of ``values`` that share an id (ids are sorted and dense 0..n_groups-1)."""
+    zeros = pt.zeros((n_groups,) + tuple(values.shape[1:]), dtype=values.dtype)
+    return pt.inc_subtensor(zeros[ids], values)
+
+
+def _ids_from_starts(starts: np.ndarray, n_units: int) -> np.ndarray:
+    return np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n_units)))
+
+
+def _nested_logp(design: Design, beta, G: list, restricted: bool):
+    """Per-block log-likelihood (and X' Sigma^-1 X) by the nested closed form."""
+    nd = design.nested
+    p = design.p
+    X = nd.U[:, :p]
+    y = nd.U[:, p]
+    s = [g[0, 0] for g in G]
+    d = pt.as_tensor_variable(nd.d)
+    levels = list(zip(nd.starts, nd.term_index))
+    n = len(y)
+    if len(levels[0][0]) == n:  # one-row groups: absorbed into the diagonal
+        d = d + s[levels[0][1]]
+        levels = levels[1:]
+    r = y - pt.dot(X, beta)
+    a, b, c, logdet = 1.0 / d, r / d, r ** 2 / d, pt.log(d)
+    P = X[:, :, None] * X[:, None, :] / d[:, None, None] if restricted else None
+    x1 = X / d[:, None] if restricted else None
+    n_units = n
+    for start, k in levels:
+        ids = _ids_from_starts(start, n_units)
+        n_units = len(start)
+        a, b, c, logdet = (_segment_sum(v, ids, n_units) for v in (a, b, c, logdet))
+        denom = 1.0 + s[k] * a
+        c = c - s[k] * b ** 2 / denom
+        b = b / denom
+        a = a / denom
+        logdet = logdet + pt.log(denom)
+        if restricted:
+            P = _segment_sum(P, ids, n_units)
+            x1 = _segment_sum(x1, ids, n_units)
+            P = P - s[k] * x1[:, :, None] * x1[:, None, :] / denom[:, None, None]
+            x1 = x1 / denom[:, None]
+    top_rows = nd.row_starts[-1] if nd.row_starts else np.arange(n)
+    sizes = np.diff(np.append(top_rows, n))
+    logp = -0.5 * (sizes * LOG_2PI + logdet + c)
+    block_ids = design.block_of_row[nd.perm[top_rows]]
+    A = P.sum(axis=0) if restricted else None
+    return logp, block_ids, A
+
+
+def _batched_logp(design: Design, beta, G: list, restricted: bool):
+    """Per-block log-likelihood (and X' Sigma^-1 X) over padded batches of blocks."""
+    parts, ids = [], []
+    A = 0.0
+    for batch in design.batches:
+        S = pt.as_tensor_variable(batch.V)
+        for Z, M, Gk in zip(batch.Z, batch.M, G):
+            if Z is None:
+                S = S + M * Gk[0, 0]
+            else:
+                S = S + M * pt.matmul(pt.matmul(Z, Gk), np.swapaxes(Z, 1, 2))
+        L = pt.linalg.cholesky(S)
+        r = batch.y - pt.matmul(batch.X, beta)
+        z = solve_triangular(L, r, lower=True, b_ndim=1)
+        logdet = 2.0 * pt.log(pt.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+        real = (batch.rows >= 0).sum(axis=1)
+        parts.append(-0.5 * (real * LOG_2PI + logdet + (z ** 2).sum(axis=1)))
+        ids.append(design.block_of_row[batch.rows[:, 0]])
+        if restricted:
+            ZX = solve_triangular(L, batch.X, lower=True, b_ndim=2)
+            A = A + pt.einsum("bmi,bmj->ij", ZX, ZX)
+    return pt.concatenate(parts), np.concatenate(ids), A if restricted else None
+
+
+def block_loglik(design: Design, beta, G: list, restricted: bool = False):
+    """Log-likelihood of every independent block, ordered by block id.
+
+    Parameters
+    ----------
+    design : Design
+    beta : pytensor vector (p,)
+    G : list of pytensor matrices
+        Random-effect covariance of each covariance term.
+    restricted : bool
+        Also return the restricted (REML) term.
+
+    Returns
+    -------
+    logp : pytensor vector (n_blocks,)
+    restricted_term : pytensor scalar or None
+    """
+    if design.nested is not None:
+        logp, ids, A = _nested_logp(design, beta, G, restricted)
+    elif design.batches:
+        logp, ids, A = _batched_logp(design, beta, G, restricted)
+    else:  # no random effects and no batches: cannot happen (batches are always built otherwise)
+        raise ValueError("design has neither batches nor a nested closed form")
+    order = np.argsort(ids)
+    logp = logp[order]
+    term = None
+    if restricted:
+        term = 0.5 * (design.p * LOG_2PI + design.logdet_xtx) - 0.5 * pt.log(pt.linalg.det(A))
+    return logp, term
