@@ -1,5 +1,6 @@
 # Two commands for a fresh machine: `make demo` and `make test`.
 # Both create the virtual environment .venv and install bayesmeta into it first.
+# `make demo` fits the school model by REML and by NUTS and prints both, side by side.
 
 PYTHON ?= python3
 VENV := .venv

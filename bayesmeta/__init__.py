@@ -5,11 +5,13 @@ reproducing R's metafor) and, later, a Bayesian engine (PyMC).
 """
 
 from . import datasets
+from .bayes_results import BayesResult
+from .compare import compare
 from .errors import (BoundaryWarning, ConvergenceWarning, DenseBlockWarning,
                      MissingDataWarning, SpecificationError)
 from .model import MetaModel
 from .results import ModeResult
 
-__all__ = ["MetaModel", "ModeResult", "datasets", "SpecificationError", "MissingDataWarning",
+__all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "datasets", "SpecificationError", "MissingDataWarning",
            "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning"]
 __version__ = "0.1.0"

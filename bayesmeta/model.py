@@ -117,6 +117,78 @@ class MetaModel:
         estimate = fit_mode(self.design, self.param, method, **control)
         return ModeResult(self.design, self.param, estimate, test=test, level=level)
 
+    def build_pymc(self, priors=None, *, restricted: bool = False):
+        """The PyMC model (random effects integrated out) under the given priors.
+
+        Parameters
+        ----------
+        priors : dict or "flat", optional
+            See :mod:`bayesmeta.priors` for the keys and the default rule.
+        restricted : bool
+            Add the restricted-likelihood term (its mode under flat priors is REML).
+
+        Returns
+        -------
+        pymc.Model
+        """
+        from .engines.bayes import build_model
+        from .priors import resolve_priors
+
+        return build_model(self.design, self.param, resolve_priors(self.design, self.param, priors),
+                           restricted=restricted)
+
+    def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, cores: int | None = None,
+               random_seed=None, priors=None, sampler: str = "pymc", progressbar: bool = True,
+               level: float = 0.95, **kwargs):
+        """Sample the posterior with NUTS.
+
+        Parameters
+        ----------
+        draws, tune, chains : int
+            Draws kept per chain, tuning steps per chain, number of chains.
+        cores : int, optional
+            Chains run in parallel (default: as many as the machine has, at most ``chains``).
+        random_seed : int, optional
+        priors : dict or "flat", optional
+            ``{"beta": Prior(...), "sd": Prior(...), "lkj_eta": 2.0, "rho": Prior(...),
+            "sd[district]": Prior(...)}``; defaults are weakly informative and scaled
+            to the data (:mod:`bayesmeta.priors`).
+        sampler : {"pymc", "nutpie"}
+            PyMC's NUTS, or nutpie's (optional dependency).
+        progressbar : bool
+        level : float
+            Probability of the reported equal-tailed intervals.
+        **kwargs
+            Passed to :func:`pymc.sample` (e.g. ``target_accept``, default 0.9).
+
+        Returns
+        -------
+        BayesResult
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> model = bm.MetaModel("effect ~ 1", data=bm.datasets.load("school"), vi="var",
+        ...                      random="~ 1 | district/study")
+        >>> post = model.sample(draws=200, tune=200, chains=2, random_seed=1, progressbar=False)  # doctest: +SKIP
+        >>> post.idata.posterior["beta"].dims  # doctest: +SKIP
+        ('chain', 'draw', 'term')
+        """
+        from .bayes_results import BayesResult
+        from .engines import bayes
+        from .priors import resolve_priors
+
+        if sampler not in ("pymc", "nutpie"):
+            raise SpecificationError(f"sampler: expected 'pymc' or 'nutpie', got {sampler!r}.")
+        for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+            if not isinstance(value, (int, np.integer)) or value < (1 if name != "tune" else 0):
+                raise SpecificationError(f"{name}: expected a positive integer, got {value!r}.")
+        prior_set = resolve_priors(self.design, self.param, priors)
+        idata = bayes.sample(self.design, self.param, prior_set, draws=draws, tune=tune, chains=chains,
+                             cores=cores, random_seed=random_seed, sampler=sampler, progressbar=progressbar,
+                             **kwargs)
+        return BayesResult(idata, prior_set, sampler, level)
+
     def __repr__(self) -> str:
         return (f"MetaModel({self.formula!r}, random={self.random!r}, struct={self.struct!r}, "
                 f"k={self.design.n}, p={self.design.p})")

@@ -184,6 +184,15 @@ class ModeResult:
             return WaldTest(stat / m, m, self.df, float(stats.f.sf(stat / m, m, self.df)), list(terms))
         return WaldTest(stat, m, np.inf, float(stats.chi2.sf(stat, m)), list(terms))
 
+    def table(self) -> pd.DataFrame:
+        """Estimate, SE and interval of every parameter, indexed like the Bayesian results
+        (``beta[name]``, ``sigma2[name]``, ...); variance components have no SE here."""
+        rows = {f"beta[{n}]": (self.coef[n], self.se[n], self.ci.loc[n, "lower"], self.ci.loc[n, "upper"])
+                for n in self.coef.index}
+        for family, name, value in self.components[["family", "name", "estimate"]].itertuples(index=False):
+            rows[f"{family}[{name}]"] = (value, np.nan, np.nan, np.nan)
+        return pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "se", "lower", "upper"])
+
     # variance components -------------------------------------------------
 
     @cached_property

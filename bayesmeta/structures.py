@@ -103,6 +103,25 @@ class Structure:
         d_rho = d[None, :, None] * self.correlation_jacobian(rho, q) * d[None, None, :]
         return d_sd, d_rho
 
+    def covariance_pt(self, sd, rho, q: int):
+        """G = D R D as a PyTensor expression (sd and rho are PyTensor vectors, rho in
+        the order of :meth:`correlation_matrix`: lower triangle, row by row)."""
+        import pytensor.tensor as pt
+
+        d = sd if self.heterogeneous else pt.repeat(sd[:1], q)
+        if self.n_rho(q) == 0:
+            R = pt.eye(q)
+        elif self.correlation == "exchangeable":
+            R = (1 - rho[0]) * pt.eye(q) + rho[0] * pt.ones((q, q))
+        elif self.correlation == "ar":
+            lag = np.abs(np.subtract.outer(np.arange(q), np.arange(q)))
+            R = pt.switch(lag == 0, 1.0, pt.power(rho[0], lag))
+        else:
+            i, j = np.tril_indices(q, -1)
+            R = pt.set_subtensor(pt.eye(q)[i, j], rho)
+            R = pt.set_subtensor(R[j, i], rho)
+        return d[:, None] * R * d[None, :]
+
     def rho_lower_bound(self, q: int) -> float:
         """Smallest correlation keeping R positive definite (exchangeable: -1/(q-1))."""
         if self.correlation == "exchangeable" and q > 2:

@@ -1,0 +1,145 @@
+"""The Bayesian engine: a PyMC model with the random effects integrated out.
+
+Free variables: the fixed effects ``beta`` (dim ``term``), the free random-effect
+standard deviations ``sd`` (dim ``component``) and the free correlations (LKJ for
+UN matrices, one variable per single CS/HCS/AR/HAR correlation), gathered in the
+deterministic ``cor`` (dim ``correlation``). Deterministics ``sigma2``, ``tau2``,
+``rho``, ``gamma2`` and ``phi`` carry the frequentist names of
+:class:`~bayesmeta.results.ModeResult`. The likelihood is the marginal Gaussian
+of :mod:`bayesmeta.graph`, added as a potential, block by block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pymc_extras.prior import Prior
+
+from ..design import Design
+from ..graph import block_loglik
+from ..parameters import FAMILIES, Parameterization
+from ..priors import PriorSet, free_labels
+
+
+def _same_family(priors) -> bool:
+    first = priors[0]
+    return all(
+        p.distribution == first.distribution and set(p.parameters) == set(first.parameters)
+        and all(np.isscalar(v) for v in p.parameters.values()) for p in priors)
+
+
+def _vector_variable(name: str, priors: tuple, dim: str):
+    """One vector variable when all priors share a distribution, else one per element, stacked."""
+    if _same_family(priors):
+        params = {k: np.array([p.parameters[k] for p in priors], dtype=float) for k in priors[0].parameters}
+        return Prior(priors[0].distribution, **params, dims=dim).create_variable(name)
+    parts = [p.deepcopy().create_variable(f"{name}_{i}") for i, p in enumerate(priors)]
+    return pm.Deterministic(name, pt.stack(parts), dims=dim)
+
+
+def _lkj_to_lower(q: int) -> np.ndarray:
+    """Index into LKJCorr's upper-triangle vector for each lower-triangle (row-wise) position."""
+    upper = {pair: k for k, pair in enumerate(zip(*np.triu_indices(q, 1)))}
+    return np.array([upper[(j, i)] for i, j in zip(*np.tril_indices(q, -1))])
+
+
+def component_labels(param: Parameterization) -> dict[str, list[str]]:
+    """Labels of every component (fixed ones included) by family, in ModeResult order."""
+    out: dict[str, list[str]] = {}
+    for t in param.terms:
+        out.setdefault(t.family, []).extend(
+            [param._sd_label(t, i) for i in range(t.n_sd)])
+        corr = FAMILIES.get(t.family)
+        if corr and t.n_rho:
+            out.setdefault(corr, []).extend([param._rho_label(t, i) for i in range(t.n_rho)])
+    return out
+
+
+def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
+                restricted: bool = False, store_block_loglik: bool = False) -> pm.Model:
+    """The PyMC model of a design under the given priors.
+
+    Parameters
+    ----------
+    design : Design
+    param : Parameterization
+    prior_set : PriorSet
+    restricted : bool
+        Add the restricted-likelihood term (its mode under flat priors is REML).
+    store_block_loglik : bool
+        Keep the log-likelihood of every block as the deterministic ``block_loglik``
+        (moved to the ``log_likelihood`` group after sampling).
+    """
+    sd_labels, rho_labels, un_labels = free_labels(param)
+    labels = component_labels(param)
+    coords = {"term": list(design.coef_names), "block": np.arange(design.n_blocks)}
+    if sd_labels:
+        coords["component"] = sd_labels
+    if rho_labels or un_labels:
+        coords["correlation"] = rho_labels + un_labels
+    for family, names in labels.items():
+        coords[f"{family}_name"] = names
+    with pm.Model(coords=coords) as model:
+        beta = _vector_variable("beta", prior_set.beta, "term")
+        sd_free = _vector_variable("sd", prior_set.sd, "component") if sd_labels else None
+        rho_free = _vector_variable("cor_single", prior_set.rho, "single") if rho_labels else None
+        if rho_labels:
+            model.add_coord("single", rho_labels)
+        G, families, cors = [], {f: [] for f in labels}, []
+        i_sd = i_rho = 0
+        for k, (t, fs, fr) in enumerate(zip(param.terms, param.fixed_sd, param.fixed_rho)):
+            sd = pt.as_tensor_variable(np.nan_to_num(fs))
+            free = np.flatnonzero(np.isnan(fs))
+            if len(free):
+                sd = pt.set_subtensor(sd[free], sd_free[i_sd:i_sd + len(free)])
+                i_sd += len(free)
+            rho = pt.as_tensor_variable(np.nan_to_num(fr))
+            free_r = np.flatnonzero(np.isnan(fr))
+            if len(free_r) and t.structure.correlation == "unstructured":
+                lkj = pm.LKJCorr(f"lkj_{k}", n=t.q, eta=prior_set.lkj_eta)
+                rho = lkj[_lkj_to_lower(t.q)]
+                cors.append(rho)
+            elif len(free_r):
+                rho = pt.set_subtensor(rho[free_r], rho_free[i_rho:i_rho + len(free_r)])
+                cors.append(rho[free_r])
+                i_rho += len(free_r)
+            G.append(t.structure.covariance_pt(sd, rho, t.q))
+            families[t.family].append(sd ** 2 if t.structure.heterogeneous or t.n_sd == 1 else sd[:1] ** 2)
+            corr = FAMILIES.get(t.family)
+            if corr and t.n_rho:
+                families[corr].append(rho)
+        if cors:
+            pm.Deterministic("cor", pt.concatenate(cors), dims="correlation")
+        for family, parts in families.items():
+            pm.Deterministic(family, pt.concatenate(parts), dims=f"{family}_name")
+        logp, term = block_loglik(design, beta, G, restricted=restricted)
+        if store_block_loglik:
+            pm.Deterministic("block_loglik", logp, dims="block")
+        pm.Potential("loglik", logp.sum() + (term if restricted else 0.0))
+    return model
+
+
+#: Store per-block log-likelihoods when blocks x draws stays below this (memory).
+MAX_LOGLIK_VALUES = 50_000_000
+
+
+def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draws: int, tune: int,
+           chains: int, cores: int | None, random_seed, sampler: str, progressbar: bool, **kwargs):
+    """Run NUTS and return the InferenceData, with per-block log-likelihoods moved to their group."""
+    store = design.n_blocks * draws * chains <= MAX_LOGLIK_VALUES
+    model = build_model(design, param, prior_set, store_block_loglik=store)
+    kwargs.setdefault("target_accept", 0.9)
+    if sampler == "nutpie":
+        try:
+            import nutpie  # noqa: F401
+        except ImportError:
+            raise ImportError("sampler='nutpie' needs the nutpie package: pip install nutpie") from None
+    idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+                      progressbar=progressbar, nuts_sampler=sampler, model=model,
+                      compute_convergence_checks=False, **kwargs)
+    if store:
+        loglik = idata.posterior["block_loglik"]
+        idata.add_groups(log_likelihood={"y": loglik})
+        idata.posterior = idata.posterior.drop_vars("block_loglik")
+    return idata

@@ -1,0 +1,162 @@
+"""Priors of the Bayesian engine: defaults scaled to the data, and user overrides.
+
+Priors are :class:`pymc_extras.prior.Prior` objects. The ``priors`` argument of
+:meth:`~bayesmeta.MetaModel.sample` is a dict with any of
+
+``"beta"``
+    a Prior for every fixed effect;
+``"sd"``
+    a Prior for every random-effect standard deviation;
+``"lkj_eta"``
+    the shape of the LKJ prior on every unstructured (UN) correlation matrix;
+``"rho"``
+    a Prior for every single correlation of a CS, HCS, AR or HAR structure;
+``"beta[name]"``, ``"sd[label]"``, ``"rho[label]"``
+    overrides for one parameter (names as in :func:`prior_table`).
+
+Default rule (documented, data-scaled, weakly informative), with
+``s_y = max(sd(y), |mean(y)|)``:
+
+* fixed effect of a non-constant column x: ``Normal(0, 10 s_y / sd(x))``;
+  of a constant column (the intercept): ``Normal(0, 10 s_y (1 + sum_j |mean(x_j)| / sd(x_j)))``,
+  wide enough for any intercept implied by uncentred moderators;
+* SD of a random intercept or of the effect of a factor level: ``HalfNormal(sd(y))``;
+  SD of a random slope on a continuous z: ``HalfNormal(sd(y) / sd(z))``;
+* UN correlation matrices: ``LKJ(eta = 2)``;
+* a single correlation: ``Uniform(lo, 1)``, with lo = -1/(q-1) for exchangeable
+  structures (the positive definite range) and -1 otherwise.
+
+``priors="flat"`` gives improper flat priors (Flat, HalfFlat, LKJ(1), Uniform
+correlations): the posterior mode is then the ML estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pymc_extras.prior import Prior
+
+from .design import Design
+from .errors import SpecificationError
+from .parameters import Parameterization
+
+DEFAULT_LKJ_ETA = 2.0
+
+
+@dataclass(frozen=True)
+class PriorSet:
+    """The resolved prior of every free parameter, in graph order."""
+
+    beta: tuple
+    sd: tuple
+    rho: tuple
+    lkj_eta: float
+    beta_names: tuple
+    sd_names: tuple
+    rho_names: tuple
+    flat: bool = False
+
+    def table(self) -> pd.DataFrame:
+        """One row per parameter: its name and prior."""
+        rows = [(f"beta[{n}]", str(p)) for n, p in zip(self.beta_names, self.beta)]
+        rows += [(f"sd[{n}]", str(p)) for n, p in zip(self.sd_names, self.sd)]
+        rows += [(f"rho[{n}]", str(p)) for n, p in zip(self.rho_names, self.rho)]
+        if self.lkj_eta is not None:
+            rows.append(("cor (UN)", f"LKJ(eta={self.lkj_eta:g})"))
+        return pd.DataFrame(rows, columns=["parameter", "prior"])
+
+
+def free_labels(param: Parameterization) -> tuple[list[str], list[str], list[str]]:
+    """Labels of the free SDs, of the free single correlations, and of the free UN correlations."""
+    sd, single, un = [], [], []
+    for t, fs, fr in zip(param.terms, param.fixed_sd, param.fixed_rho):
+        sd += [param._sd_label(t, i) for i in np.flatnonzero(np.isnan(fs))]
+        labels = [param._rho_label(t, i) for i in np.flatnonzero(np.isnan(fr))]
+        (un if t.structure.correlation == "unstructured" else single).extend(labels)
+    return sd, single, un
+
+
+def _sd_scales(design: Design, param: Parameterization, sy: float) -> list[float]:
+    scales = []
+    for enc, fs in zip(design.encodings, param.fixed_sd):
+        free = np.flatnonzero(np.isnan(fs))
+        if enc.Z is None:
+            per_level = np.full(len(fs), sy)
+        else:
+            per_level = []
+            for j in range(enc.Z.shape[1]):
+                z = enc.Z[:, j]
+                indicator = np.all(np.isin(z, (0.0, 1.0)))
+                per_level.append(sy if indicator or np.std(z) == 0 else sy / np.std(z))
+            per_level = np.array(per_level)
+            if not enc.term.structure.heterogeneous:
+                per_level = per_level[:1]
+        scales += [float(per_level[i]) for i in free]
+    return scales
+
+
+def _beta_scales(design: Design) -> list[float]:
+    y, X = design.y, design.X
+    sy = max(np.std(y), abs(np.mean(y))) or 1.0
+    sd = X.std(axis=0)
+    varying = sd > 0
+    spread = np.sum(np.abs(X.mean(axis=0)[varying]) / sd[varying])
+    return [10 * sy / s if s > 0 else 10 * sy * (1 + spread) for s in sd]
+
+
+def resolve_priors(design: Design, param: Parameterization, priors=None) -> PriorSet:
+    """Defaults, then the user's ``priors`` dict (or ``"flat"``) on top.
+
+    Raises
+    ------
+    SpecificationError
+        For unknown keys, names that match no parameter, or values that are not Priors.
+    """
+    sd_names, rho_names, un_names = free_labels(param)
+    beta_names = list(design.coef_names)
+    if isinstance(priors, str):
+        if priors != "flat":
+            raise SpecificationError(f"priors: expected a dict or 'flat', got {priors!r}.")
+        lo = _rho_lower_bounds(param)
+        return PriorSet(tuple(Prior("Flat") for _ in beta_names), tuple(Prior("HalfFlat") for _ in sd_names),
+                        tuple(Prior("Uniform", lower=b, upper=1.0) for b in lo), 1.0 if un_names else None,
+                        tuple(beta_names), tuple(sd_names), tuple(rho_names), flat=True)
+    sy = float(np.std(design.y)) or 1.0
+    beta = {n: Prior("Normal", mu=0.0, sigma=round(s, 6)) for n, s in zip(beta_names, _beta_scales(design))}
+    sd = {n: Prior("HalfNormal", sigma=round(s, 6)) for n, s in zip(sd_names, _sd_scales(design, param, sy))}
+    rho = {n: Prior("Uniform", lower=b, upper=1.0) for n, b in zip(rho_names, _rho_lower_bounds(param))}
+    eta = DEFAULT_LKJ_ETA if un_names else None
+    for key, value in dict(priors or {}).items():
+        if key == "lkj_eta":
+            if not np.isscalar(value) or value <= 0:
+                raise SpecificationError(f"priors: 'lkj_eta' must be a positive number, got {value!r}.")
+            eta = float(value) if un_names else None
+            continue
+        family, _, name = key.partition("[")
+        targets = {"beta": beta, "sd": sd, "rho": rho}.get(family)
+        if targets is None:
+            raise SpecificationError(
+                f"priors: unknown key {key!r}; use 'beta', 'sd', 'rho', 'lkj_eta' or e.g. 'sd[district]'.")
+        if not isinstance(value, Prior):
+            raise SpecificationError(f"priors: {key!r} must be a pymc_extras.prior.Prior, got {type(value).__name__}.")
+        if name:
+            name = name.rstrip("]")
+            if name not in targets:
+                raise SpecificationError(
+                    f"priors: {key!r} matches no parameter; {family} parameters: {', '.join(targets) or 'none'}.")
+            targets[name] = value
+        else:
+            for n in targets:
+                targets[n] = value
+    return PriorSet(tuple(beta.values()), tuple(sd.values()), tuple(rho.values()), eta,
+                    tuple(beta_names), tuple(sd_names), tuple(rho_names))
+
+
+def _rho_lower_bounds(param: Parameterization) -> list[float]:
+    out = []
+    for t, fr in zip(param.terms, param.fixed_rho):
+        if t.structure.correlation != "unstructured":
+            out += [t.structure.rho_lower_bound(t.q)] * int(np.isnan(fr).sum())
+    return out
