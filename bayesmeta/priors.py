@@ -26,8 +26,10 @@ Default rule (documented, data-scaled, weakly informative), with
 * a single correlation: ``Uniform(lo, 1)``, with lo = -1/(q-1) for exchangeable
   structures (the positive definite range) and -1 otherwise.
 
-``priors="flat"`` gives improper flat priors (Flat, HalfFlat, LKJ(1), Uniform
-correlations): the posterior mode is then the ML estimate.
+``priors="flat"`` gives flat priors in every free parameter's own coordinates
+(Flat fixed effects, HalfFlat SDs, uniform single correlations and uniform
+canonical partial correlations of UN matrices): the posterior mode is then the
+ML estimate (REML with the restricted term).
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class PriorSet:
         rows += [(f"sd[{n}]", str(p)) for n, p in zip(self.sd_names, self.sd)]
         rows += [(f"rho[{n}]", str(p)) for n, p in zip(self.rho_names, self.rho)]
         if self.lkj_eta is not None:
-            rows.append(("cor (UN)", f"LKJ(eta={self.lkj_eta:g})"))
+            rows.append(("cor (UN)", "uniform CPCs (flat)" if self.flat else f"LKJ(eta={self.lkj_eta:g})"))
         return pd.DataFrame(rows, columns=["parameter", "prior"])
 
 

@@ -1,8 +1,9 @@
 """The Bayesian engine: a PyMC model with the random effects integrated out.
 
 Free variables: the fixed effects ``beta`` (dim ``term``), the free random-effect
-standard deviations ``sd`` (dim ``component``) and the free correlations (LKJ for
-UN matrices, one variable per single CS/HCS/AR/HAR correlation), gathered in the
+standard deviations ``sd`` (dim ``component``) and the free correlations (the
+canonical partial correlations ``cpc_k`` of each UN matrix, with an exact LKJ prior,
+and ``cor_single`` for the single correlations of CS/HCS/AR/HAR), gathered in the
 deterministic ``cor`` (dim ``correlation``). Deterministics ``sigma2``, ``tau2``,
 ``rho``, ``gamma2`` and ``phi`` carry the frequentist names of
 :class:`~bayesmeta.results.ModeResult`. The likelihood is the marginal Gaussian
@@ -38,10 +39,42 @@ def _vector_variable(name: str, priors: tuple, dim: str):
     return pm.Deterministic(name, pt.stack(parts), dims=dim)
 
 
-def _lkj_to_lower(q: int) -> np.ndarray:
-    """Index into LKJCorr's upper-triangle vector for each lower-triangle (row-wise) position."""
-    upper = {pair: k for k, pair in enumerate(zip(*np.triu_indices(q, 1)))}
-    return np.array([upper[(j, i)] for i, j in zip(*np.tril_indices(q, -1))])
+def _cpc_correlations(z, q: int):
+    """Lower-triangle (row-wise) correlations of the matrix with canonical partial correlations z.
+
+    The PyTensor twin of :func:`bayesmeta.parameters.cpc_to_correlation`.
+    """
+    L = [[None] * q for _ in range(q)]
+    L[0][0] = pt.constant(1.0)
+    k = 0
+    for i in range(1, q):
+        remaining = pt.constant(1.0)
+        for j in range(i):
+            L[i][j] = z[k] * pt.sqrt(remaining)
+            remaining = remaining - L[i][j] ** 2
+            k += 1
+        L[i][i] = pt.sqrt(remaining)
+    rows = [pt.stack([L[i][j] if j <= i else pt.constant(0.0) for j in range(q)]) for i in range(q)]
+    Lm = pt.stack(rows)
+    R = Lm @ Lm.T
+    i, j = np.tril_indices(q, -1)
+    return R[i, j]
+
+
+def _un_correlations(name: str, q: int, prior_set: PriorSet):
+    """Free correlations of a UN matrix through canonical partial correlations (CPCs).
+
+    With CPC (i, j) ~ Beta(b_j, b_j) on (-1, 1), b_j = eta + (q - 2 - j) / 2, the
+    correlation matrix has exactly the LKJ(eta) distribution (Lewandowski, Kurowicka
+    and Joe 2009, C-vine); under flat priors the CPCs are uniform.
+    """
+    _, cols = np.tril_indices(q, -1)
+    if prior_set.flat:
+        u = pm.Uniform(name, 0.0, 1.0, shape=len(cols))
+    else:
+        b = prior_set.lkj_eta + (q - 2 - cols) / 2.0
+        u = pm.Beta(name, alpha=b, beta=b, shape=len(cols))
+    return _cpc_correlations(2.0 * u - 1.0, q)
 
 
 def component_labels(param: Parameterization) -> dict[str, list[str]]:
@@ -83,9 +116,9 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
     with pm.Model(coords=coords) as model:
         beta = _vector_variable("beta", prior_set.beta, "term")
         sd_free = _vector_variable("sd", prior_set.sd, "component") if sd_labels else None
-        rho_free = _vector_variable("cor_single", prior_set.rho, "single") if rho_labels else None
         if rho_labels:
             model.add_coord("single", rho_labels)
+        rho_free = _vector_variable("cor_single", prior_set.rho, "single") if rho_labels else None
         G, families, cors = [], {f: [] for f in labels}, []
         i_sd = i_rho = 0
         for k, (t, fs, fr) in enumerate(zip(param.terms, param.fixed_sd, param.fixed_rho)):
@@ -97,8 +130,7 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
             rho = pt.as_tensor_variable(np.nan_to_num(fr))
             free_r = np.flatnonzero(np.isnan(fr))
             if len(free_r) and t.structure.correlation == "unstructured":
-                lkj = pm.LKJCorr(f"lkj_{k}", n=t.q, eta=prior_set.lkj_eta)
-                rho = lkj[_lkj_to_lower(t.q)]
+                rho = _un_correlations(f"cpc_{k}", t.q, prior_set)
                 cors.append(rho)
             elif len(free_r):
                 rho = pt.set_subtensor(rho[free_r], rho_free[i_rho:i_rho + len(free_r)])
