@@ -73,6 +73,54 @@ def _nested_logp(design: Design, beta, G: list, restricted: bool):
     return logp, block_ids, A
 
 
+#: Blocks up to this size use an unrolled Cholesky factorisation, vectorised over the
+#: batch; larger ones call LAPACK block by block.
+UNROLL_MAX = 8
+
+
+def _unrolled_cholesky(S, m: int) -> dict:
+    """Cholesky factor of every m x m block of S (B, m, m) as a dict (i, j) -> (B,) vector.
+
+    Elementwise operations only, vectorised over the batch, which PyTensor fuses
+    into a few loops: much faster than a per-block LAPACK call for small blocks.
+    A block that is not positive definite gives NaN (the draw is rejected).
+    """
+    L = {}
+    for j in range(m):
+        L[j, j] = pt.sqrt(S[:, j, j] - sum((L[j, k] ** 2 for k in range(j)), start=pt.constant(0.0)))
+        for i in range(j + 1, m):
+            acc = sum((L[i, k] * L[j, k] for k in range(j)), start=pt.constant(0.0))
+            L[i, j] = (S[:, i, j] - acc) / L[j, j]
+    return L
+
+
+def _unrolled_forward(L: dict, b, m: int) -> list:
+    """Solve L z = b for each block; b is (B, m), the result a list of (B,) vectors."""
+    z = []
+    for i in range(m):
+        acc = sum((L[i, k] * z[k] for k in range(i)), start=pt.constant(0.0))
+        z.append((b[:, i] - acc) / L[i, i])
+    return z
+
+
+def _factor_and_solve(S, b, extra, m: int):
+    """log|S|, |L^-1 b|^2 and L^-1 extra (B, m, k) for every block."""
+    if m <= UNROLL_MAX:
+        L = _unrolled_cholesky(S, m)
+        logdet = 2.0 * sum(pt.log(L[j, j]) for j in range(m))
+        quad = sum(zi ** 2 for zi in _unrolled_forward(L, b, m))
+        solved = None
+        if extra is not None:
+            cols = [pt.stack(_unrolled_forward(L, extra[:, :, c], m), axis=1) for c in range(extra.shape[2])]
+            solved = pt.stack(cols, axis=2)
+        return logdet, quad, solved
+    L = pt.linalg.cholesky(S)
+    z = solve_triangular(L, b, lower=True, b_ndim=1)
+    logdet = 2.0 * pt.log(pt.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+    solved = solve_triangular(L, extra, lower=True, b_ndim=2) if extra is not None else None
+    return logdet, (z ** 2).sum(axis=1), solved
+
+
 def _batched_logp(design: Design, beta, G: list, restricted: bool):
     """Per-block log-likelihood (and X' Sigma^-1 X) over padded batches of blocks."""
     parts, ids = [], []
@@ -84,15 +132,13 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool):
                 S = S + M * Gk[0, 0]
             else:
                 S = S + M * pt.matmul(pt.matmul(Z, Gk), np.swapaxes(Z, 1, 2))
-        L = pt.linalg.cholesky(S)
         r = batch.y - pt.matmul(batch.X, beta)
-        z = solve_triangular(L, r, lower=True, b_ndim=1)
-        logdet = 2.0 * pt.log(pt.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+        m = batch.rows.shape[1]
+        logdet, quad, ZX = _factor_and_solve(S, r, batch.X if restricted else None, m)
         real = (batch.rows >= 0).sum(axis=1)
-        parts.append(-0.5 * (real * LOG_2PI + logdet + (z ** 2).sum(axis=1)))
+        parts.append(-0.5 * (real * LOG_2PI + logdet + quad))
         ids.append(design.block_of_row[batch.rows[:, 0]])
         if restricted:
-            ZX = solve_triangular(L, batch.X, lower=True, b_ndim=2)
             A = A + pt.einsum("bmi,bmj->ij", ZX, ZX)
     return pt.concatenate(parts), np.concatenate(ids), A if restricted else None
 
