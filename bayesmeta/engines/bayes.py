@@ -171,7 +171,7 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
                       progressbar=progressbar, nuts_sampler=sampler, model=model,
                       compute_convergence_checks=False, **kwargs)
     if store:
-        loglik = idata.posterior["block_loglik"]
-        idata.add_groups(log_likelihood={"y": loglik})
+        loglik = idata.posterior["block_loglik"].rename("y")
+        idata.add_groups(log_likelihood=loglik.to_dataset())
         idata.posterior = idata.posterior.drop_vars("block_loglik")
     return idata
