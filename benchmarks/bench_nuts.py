@@ -1,0 +1,148 @@
+"""NUTS on the three-level school model (and a 10,000-row three-level data set),
+timed from fresh Python processes, beside brms when R and brms are installed.
+
+Each fit runs in a new process (``python -c ...``), so the wall time includes
+imports, graph construction and compilation: once with an empty PyTensor
+compile cache (cold) and once with the cache the first run filled (warm).
+Reported: wall time, sampling time (tuning + draws, from PyMC), divergences,
+and bulk ESS per sampling second for every parameter; the same for brms
+(``effect | se(sqrt(var)) ~ 1 + (1 | district/study)``), whose sampling time
+is measured after compiling the Stan model.
+
+Run: ``python benchmarks/bench_nuts.py [--quick]`` (``--quick``: 200 + 200 draws, school only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+CHILD = r"""
+import json, sys, time, warnings
+warnings.simplefilter("ignore")
+import arviz as az
+import numpy as np
+import bayesmeta as bm
+draws, tune, data = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+if data == "school":
+    dat = bm.datasets.load("school")
+    model = bm.MetaModel("effect ~ 1", data=dat, vi="var", random="~ 1 | district/study")
+else:
+    rng = np.random.default_rng(1)
+    sizes = rng.integers(3, 8, size=4000)
+    district = np.repeat(np.arange(len(sizes)), sizes)[:10000]
+    vi = rng.uniform(0.01, 0.2, 10000)
+    y = 0.2 + rng.normal(0, 0.25, len(sizes))[district] + rng.normal(0, 0.17, 10000) + rng.normal(0, np.sqrt(vi))
+    import pandas as pd
+    dat = pd.DataFrame({"district": district, "study": np.arange(10000), "effect": y, "var": vi})
+    model = bm.MetaModel("effect ~ 1", data=dat, vi="var", random="~ 1 | district/study")
+post = model.sample(draws=draws, tune=tune, chains=4, random_seed=1, progressbar=False)
+idata = post.idata
+ess = az.ess(idata, var_names=["beta", "sd"], method="bulk")
+values = {f"{v}[{i}]": float(x) for v in ess.data_vars
+          for i, x in zip(ess[v].coords[ess[v].dims[0]].values, np.ravel(ess[v].values))}
+print("RESULT " + json.dumps({"sampling_s": float(idata.posterior.attrs["sampling_time"]),
+                             "divergences": post.diagnostics["divergences"], "ess_bulk": values}))
+"""
+
+BRMS = r"""
+suppressPackageStartupMessages(library(brms))
+args <- commandArgs(trailingOnly = TRUE)
+draws <- as.integer(args[1]); tune <- as.integer(args[2])
+dat <- read.csv(args[3])
+t0 <- proc.time()[["elapsed"]]
+f <- brm(effect | se(sqrt(var)) ~ 1 + (1 | district/study), data = dat, chains = 0, refresh = 0, silent = 2)
+t1 <- proc.time()[["elapsed"]]
+fit <- update(f, chains = 4, cores = 2, iter = draws + tune, warmup = tune, seed = 1, refresh = 0, silent = 2,
+              recompile = FALSE)
+t2 <- proc.time()[["elapsed"]]
+s <- posterior::summarise_draws(as_draws_df(fit, variable = c("b_Intercept", "sd_district__Intercept",
+                                                         "sd_district:study__Intercept")), "ess_bulk")
+np <- nuts_params(fit)
+div <- sum(np$Value[np$Parameter == "divergent__"])
+cat("RESULT ", jsonlite::toJSON(list(compile_s = t1 - t0, sampling_s = t2 - t1, divergences = div,
+    ess_bulk = as.list(setNames(s$ess_bulk, s$variable))), auto_unbox = TRUE, digits = NA), "\n", sep = "")
+"""
+
+
+def run_child(draws: int, tune: int, data: str, env: dict) -> dict:
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", CHILD, str(draws), str(tune), data], capture_output=True,
+                         text=True, env=env)
+    wall = time.perf_counter() - start
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return {"wall_s": wall, **json.loads(line[7:])}
+
+
+def run_brms(draws: int, tune: int, workdir: Path) -> dict | None:
+    if shutil.which("Rscript") is None:
+        return None
+    probe = subprocess.run(["Rscript", "-e", "library(brms)"], capture_output=True)
+    if probe.returncode != 0:
+        return None
+    import bayesmeta as bm
+
+    csv = workdir / "school.csv"
+    bm.datasets.load("school").to_csv(csv, index=False)
+    script = workdir / "bench.R"
+    script.write_text(BRMS)
+    start = time.perf_counter()
+    out = subprocess.run(["Rscript", str(script), str(draws), str(tune), str(csv)], capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if out.returncode != 0:
+        print("brms failed:\n" + out.stderr[-2000:], file=sys.stderr)
+        return None
+    line = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return {"wall_s": wall, **json.loads(line[7:])}
+
+
+def rows_for(label: str, result: dict) -> list[dict]:
+    rows = []
+    for name, ess in result["ess_bulk"].items():
+        rows.append({"run": label, "parameter": name, "wall_s": result["wall_s"],
+                     "sampling_s": result["sampling_s"], "divergences": result["divergences"],
+                     "ess_bulk": ess, "ess_per_s": ess / result["sampling_s"]})
+    return rows
+
+
+def main() -> None:
+    quick = "--quick" in sys.argv
+    draws = tune = 200 if quick else 1000
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cold_env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={tmp}/pytensor")
+        rows += rows_for("bayesmeta school (cold cache)", run_child(draws, tune, "school", cold_env))
+        warm = run_child(draws, tune, "school", dict(os.environ))
+        warm = run_child(draws, tune, "school", dict(os.environ))  # second run: warm cache
+        rows += rows_for("bayesmeta school (warm cache)", warm)
+        brms = run_brms(draws, tune, Path(tmp))
+        if brms is not None:
+            rows += rows_for("brms school", brms)
+        else:
+            print("R with brms not found: brms skipped.", file=sys.stderr)
+        if not quick:
+            rows += rows_for("bayesmeta 10,000 rows (warm)", run_child(draws, tune, "sim", dict(os.environ)))
+    table = pd.DataFrame(rows)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
+        print(table.to_string(index=False))
+    if brms is not None:
+        ours = table[table["run"] == "bayesmeta school (warm cache)"]["ess_per_s"].to_numpy()
+        theirs = table[table["run"] == "brms school"]["ess_per_s"].to_numpy()
+        print(f"\nbulk ESS per sampling second, bayesmeta / brms (beta, sd[district], sd[district/study]): "
+              + ", ".join(f"{a / b:.1f}x" for a, b in zip(ours, theirs)))
+        print(f"wall time, brms / bayesmeta (warm): {brms['wall_s'] / warm['wall_s']:.1f}x "
+              f"(brms compile {brms['compile_s']:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
