@@ -71,11 +71,11 @@ class BayesResult:
             values = values[np.isfinite(values)]
             return float(fn(values)) if len(values) else np.nan
 
-        stats = self.idata.sample_stats
-        divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
+        stats = self.idata.get("sample_stats")
+        divergences = int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
         try:
             bfmi = float(np.min(az.bfmi(self.idata)))
-        except (KeyError, ValueError, TypeError):
+        except (KeyError, ValueError, TypeError, AttributeError):
             bfmi = np.nan
         n_chains = self.idata.posterior.sizes["chain"]
         return {"chains": int(n_chains), "draws": int(self.idata.posterior.sizes["draw"]),
@@ -86,6 +86,8 @@ class BayesResult:
     @cached_property
     def problems(self) -> list[str]:
         """Readable descriptions of every failed diagnostic check."""
+        if self.sampler == "laplace":  # independent draws from a Gaussian: nothing to diagnose
+            return []
         d = self.diagnostics
         out = []
         if d["divergences"]:
@@ -112,7 +114,9 @@ class BayesResult:
     def summary(self) -> str:
         """A printable report: diagnostics, posterior table and priors."""
         d = self.diagnostics
-        lines = [f"Bayesian meta-analysis ({self.sampler} NUTS: {d['chains']} chains x {d['draws']} draws)", ""]
+        how = ("Laplace approximation at the posterior mode" if self.sampler == "laplace"
+               else f"{self.sampler} NUTS")
+        lines = [f"Bayesian meta-analysis ({how}: {d['chains']} chain(s) x {d['draws']} draws)", ""]
         lines.append(f"divergences: {d['divergences']}   max R-hat: {d['max_rhat']:.3f}   "
                      f"min ESS bulk/tail: {d['min_ess_bulk']:.0f}/{d['min_ess_tail']:.0f}   "
                      f"min E-BFMI: {d['min_bfmi']:.2f}")

@@ -13,7 +13,7 @@ def _label(result, i: int) -> str:
     if isinstance(result, ModeResult):
         return result.method
     if isinstance(result, BayesResult):
-        return "NUTS" if result.sampler == "pymc" else result.sampler
+        return {"pymc": "NUTS", "laplace": "Laplace"}.get(result.sampler, result.sampler)
     raise SpecificationError(f"compare: argument {i + 1} is a {type(result).__name__}, not a fit result.")
 
 

@@ -82,14 +82,17 @@ class MetaModel:
             )
 
     def fit(self, method: str = "REML", *, test: str = "z", level: float = 0.95,
-            control: dict | None = None) -> ModeResult:
+            control: dict | None = None, priors=None, restricted: bool = False, draws: int = 1000,
+            random_seed=None):
         """Estimate by maximum likelihood.
 
         Parameters
         ----------
-        method : {"REML", "ML", "FE"}
-            Restricted or full maximum likelihood, or a fixed-effects (common-effect)
-            fit with all free variance components at zero.
+        method : {"REML", "ML", "FE", "MAP", "laplace"}
+            Restricted or full maximum likelihood, a fixed-effects (common-effect)
+            fit with all free variance components at zero, the posterior mode of the
+            Bayesian model (``"MAP"``), or a Gaussian approximation at that mode with
+            draws (``"laplace"``, returns a :class:`~bayesmeta.BayesResult`).
         test : {"z", "t"}
             Wald tests and intervals from the normal or from a t distribution with
             k - p degrees of freedom.
@@ -98,14 +101,27 @@ class MetaModel:
         control : dict, optional
             Optimizer settings: ``maxiter`` (L-BFGS iterations, default 2000) and
             ``polish`` (Newton polishing steps after L-BFGS, default True).
+        priors : dict or "flat", optional
+            Priors of the Bayesian model, for ``"MAP"`` and ``"laplace"`` (see
+            :meth:`sample`). With ``"flat"`` the mode is the ML estimate.
+        restricted : bool
+            For ``"MAP"``/``"laplace"``: add the restricted-likelihood term, so that
+            the mode under flat priors is the REML estimate.
+        draws : int
+            Draws of the Laplace approximation.
+        random_seed : int, optional
+            Seed of the Laplace draws.
 
         Returns
         -------
-        ModeResult
+        ModeResult, or BayesResult for ``"laplace"``
         """
         method = method.upper() if isinstance(method, str) else method
+        if method in ("MAP", "LAPLACE"):
+            return self._fit_bayes_mode(method, test, level, priors, restricted, draws, random_seed)
         if method not in _METHODS:
-            raise SpecificationError(f"method: expected one of {', '.join(_METHODS)}, got {method!r}.")
+            raise SpecificationError(
+                f"method: expected one of {', '.join(_METHODS)}, 'MAP' or 'laplace', got {method!r}.")
         if test not in ("z", "t"):
             raise SpecificationError(f"test: expected 'z' or 't', got {test!r}.")
         if not 0 < level < 1:
@@ -116,6 +132,18 @@ class MetaModel:
             raise SpecificationError(f"control: unknown setting(s) {sorted(unknown)}; use 'maxiter' or 'polish'.")
         estimate = fit_mode(self.design, self.param, method, **control)
         return ModeResult(self.design, self.param, estimate, test=test, level=level)
+
+    def _fit_bayes_mode(self, method, test, level, priors, restricted, draws, random_seed):
+        from .bayes_results import BayesResult
+        from .engines import bayes
+        from .priors import resolve_priors
+
+        prior_set = resolve_priors(self.design, self.param, priors)
+        if method == "MAP":
+            estimate = bayes.find_mode(self.design, self.param, prior_set, restricted)
+            return ModeResult(self.design, self.param, estimate, test=test, level=level)
+        idata = bayes.laplace(self.design, self.param, prior_set, draws, random_seed, restricted)
+        return BayesResult(idata, prior_set, "laplace", level)
 
     def build_pymc(self, priors=None, *, restricted: bool = False):
         """The PyMC model (random effects integrated out) under the given priors.

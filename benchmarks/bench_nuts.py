@@ -108,7 +108,10 @@ def run_brms(draws: int, tune: int, workdir: Path) -> dict | None:
 
 def rows_for(label: str, result: dict) -> list[dict]:
     rows = []
-    for name, ess in result["ess_bulk"].items():
+    ess_values = result["ess_bulk"]
+    if isinstance(ess_values, list):  # jsonlite writes a one-element list for a named list
+        ess_values = ess_values[0]
+    for name, ess in ess_values.items():
         rows.append({"run": label, "parameter": name, "wall_s": result["wall_s"],
                      "sampling_s": result["sampling_s"], "divergences": result["divergences"],
                      "ess_bulk": ess, "ess_per_s": ess / result["sampling_s"]})

@@ -175,3 +175,62 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
         idata.add_groups(log_likelihood=loglik.to_dataset())
         idata.posterior = idata.posterior.drop_vars("block_loglik")
     return idata
+
+
+def _natural_from_point(param: Parameterization, point: dict) -> list:
+    """Per-term (sd, rho) from the deterministics sigma2/tau2/rho/gamma2/phi of a point."""
+    cursor = {f: 0 for f in ("sigma2", "tau2", "rho", "gamma2", "phi")}
+    natural = []
+    for t in param.terms:
+        values = np.atleast_1d(point[t.family])
+        sd = np.sqrt(values[cursor[t.family]:cursor[t.family] + t.n_sd])
+        cursor[t.family] += t.n_sd
+        rho = np.zeros(t.n_rho)
+        corr = FAMILIES.get(t.family)
+        if corr and t.n_rho:
+            rho = np.atleast_1d(point[corr])[cursor[corr]:cursor[corr] + t.n_rho]
+            cursor[corr] += t.n_rho
+        natural.append((sd, rho))
+    return natural
+
+
+def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, restricted: bool):
+    """Posterior mode (MAP) of the graph, as a :class:`~bayesmeta.engines.mode.ModeEstimate`.
+
+    The fixed effects' covariance is the inverse of the posterior precision of
+    beta given the variance components (X' Sigma^-1 X plus the precision of Normal
+    priors); the log-likelihood reported is that of the graph's likelihood
+    (restricted if ``restricted``) at the mode.
+    """
+    from ..likelihood import Evaluation
+    from .mode import ModeEstimate
+
+    model = build_model(design, param, prior_set, restricted=restricted)
+    point, raw = pm.find_MAP(model=model, progressbar=False, method="L-BFGS-B", return_raw=True,
+                             options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10000})
+    natural = _natural_from_point(param, point)
+    G = [t.structure.covariance(sd, rho, t.q) for t, (sd, rho) in zip(param.terms, natural)]
+    profiled = design.evaluate(G, reml=restricted)
+    beta = np.atleast_1d(point["beta"])
+    A = np.linalg.inv(profiled.vcov)
+    shift = beta - profiled.beta
+    prior_precision = np.array([1.0 / p.parameters["sigma"] ** 2 if p.distribution == "Normal"
+                                and np.isscalar(p.parameters.get("sigma")) else 0.0 for p in prior_set.beta])
+    vcov = np.linalg.inv(A + np.diag(prior_precision))
+    loglik = profiled.loglik - 0.5 * shift @ A @ shift
+    zero = [np.zeros((t.q, t.q)) for t in param.terms]
+    fe = design.evaluate(zero, reml=False)
+    gradient_norm = float(np.max(np.abs(raw.jac))) if getattr(raw, "jac", None) is not None else np.nan
+    theta = np.zeros(param.n_free)
+    return ModeEstimate("MAP", theta, natural, Evaluation(loglik, profiled.quad, beta, vcov, None),
+                        bool(raw.success or gradient_norm < 1e-4), str(raw.message), int(getattr(raw, "nit", 0)),
+                        gradient_norm, fe.quad, fe.beta)
+
+
+def laplace(design: Design, param: Parameterization, prior_set: PriorSet, draws: int, random_seed,
+            restricted: bool = False):
+    """Gaussian approximation at the posterior mode (pymc-extras' fit_laplace), with draws."""
+    import pymc_extras as pmx
+
+    model = build_model(design, param, prior_set, restricted=restricted)
+    return pmx.fit_laplace(model=model, draws=draws, random_seed=random_seed, progressbar=False)
