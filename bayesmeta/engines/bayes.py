@@ -221,7 +221,8 @@ def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, rest
     zero = [np.zeros((t.q, t.q)) for t in param.terms]
     fe = design.evaluate(zero, reml=False)
     gradient_norm = float(np.max(np.abs(raw.jac))) if getattr(raw, "jac", None) is not None else np.nan
-    theta = np.zeros(param.n_free)
+    with np.errstate(divide="ignore"):
+        theta = param.theta_from_natural(natural)  # an SD of exactly 0 maps to -inf, as in ML/REML
     return ModeEstimate("MAP", theta, natural, Evaluation(loglik, profiled.quad, beta, vcov, None),
                         bool(raw.success or gradient_norm < 1e-4), str(raw.message), int(getattr(raw, "nit", 0)),
                         gradient_norm, fe.quad, fe.beta)
