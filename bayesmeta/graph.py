@@ -105,15 +105,11 @@ def _unrolled_forward(L: dict, b, m: int) -> list:
 
 def _factor_and_solve(S, b, extra, m: int):
     """log|S|, |L^-1 b|^2 and L^-1 extra (B, m, k) for every block."""
-    if m <= UNROLL_MAX:
+    if m <= UNROLL_MAX and extra is None:
         L = _unrolled_cholesky(S, m)
         logdet = 2.0 * sum(pt.log(L[j, j]) for j in range(m))
         quad = sum(zi ** 2 for zi in _unrolled_forward(L, b, m))
-        solved = None
-        if extra is not None:
-            cols = [pt.stack(_unrolled_forward(L, extra[:, :, c], m), axis=1) for c in range(extra.shape[2])]
-            solved = pt.stack(cols, axis=2)
-        return logdet, quad, solved
+        return logdet, quad, None
     L = pt.linalg.cholesky(S)
     z = solve_triangular(L, b, lower=True, b_ndim=1)
     logdet = 2.0 * pt.log(pt.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
@@ -139,7 +135,8 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool):
         parts.append(-0.5 * (real * LOG_2PI + logdet + quad))
         ids.append(design.block_of_row[batch.rows[:, 0]])
         if restricted:
-            A = A + pt.einsum("bmi,bmj->ij", ZX, ZX)
+            W = ZX.reshape((-1, design.p))
+            A = A + W.T @ W
     return pt.concatenate(parts), np.concatenate(ids), A if restricted else None
 
 
@@ -170,5 +167,5 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False):
     logp = logp[order]
     term = None
     if restricted:
-        term = 0.5 * (design.p * LOG_2PI + design.logdet_xtx) - 0.5 * pt.log(pt.linalg.det(A))
+        term = 0.5 * (design.p * LOG_2PI + design.logdet_xtx) - pt.log(pt.diagonal(pt.linalg.cholesky(A))).sum()
     return logp, term
