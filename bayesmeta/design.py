@@ -35,11 +35,23 @@ DENSE_BLOCK_WARNING = 2000
 
 @dataclass(frozen=True)
 class TermEncoding:
-    """Per-row encoding of one covariance term: group codes and the random-effect design."""
+    """Per-row encoding of one covariance term.
+
+    Attributes
+    ----------
+    term : CovarianceTerm
+    codes : numpy.ndarray (n,)
+        Group of every row, numbered by first appearance.
+    Z : numpy.ndarray (n, q) or None
+        Random-effect design (None for a random intercept).
+    groups : tuple of str
+        Name of every group, indexed by code (e.g. ``"3/12"`` for study 12 of district 3).
+    """
 
     term: CovarianceTerm
     codes: np.ndarray
     Z: np.ndarray | None
+    groups: tuple
 
 
 @dataclass(frozen=True)
@@ -179,28 +191,31 @@ def _levels(values: pd.Series) -> list:
     return sorted(pd.unique(values.dropna()))
 
 
-def _codes(frame: pd.DataFrame) -> tuple[np.ndarray, int]:
+def _codes(frame: pd.DataFrame) -> tuple[np.ndarray, int, tuple]:
+    """Group codes by first appearance, their number and the groups' names."""
     codes = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy()
-    return codes, int(codes.max()) + 1 if len(codes) else 0
+    _, first = np.unique(codes, return_index=True)
+    names = tuple("/".join(map(str, values)) for values in frame.to_numpy()[first])
+    return codes, len(first), names
 
 
 def _encode_terms(terms, data: pd.DataFrame) -> tuple[TermEncoding, ...]:
     n = len(data)
     if terms is None:
         term = CovarianceTerm(ROW_TERM, "tau2", get_structure("ID"), ("intercept",), n)
-        return (TermEncoding(term, np.arange(n), None),)
+        return (TermEncoding(term, np.arange(n), None, tuple(map(str, data.index))),)
     encodings = []
     structured = iter(["tau2", "gamma2"])
     for t in terms:
         if isinstance(t, NestedTerm):
             for depth in range(1, len(t.levels) + 1):
-                codes, n_groups = _codes(data[list(t.levels[:depth])])
+                codes, n_groups, groups = _codes(data[list(t.levels[:depth])])
                 label = "/".join(t.levels[:depth])
                 term = CovarianceTerm(label, "sigma2", get_structure("ID"), ("intercept",), n_groups)
-                encodings.append(TermEncoding(term, codes, None))
+                encodings.append(TermEncoding(term, codes, None, groups))
             continue
         family = next(structured)
-        codes, n_groups = _codes(data[[t.outer]])
+        codes, n_groups, groups = _codes(data[[t.outer]])
         if isinstance(t, GroupedTerm):
             levels = _levels(data[t.inner])
             index = {lv: i for i, lv in enumerate(levels)}
@@ -219,7 +234,7 @@ def _encode_terms(terms, data: pd.DataFrame) -> tuple[TermEncoding, ...]:
                 f"struct: {t.struct} needs at least two levels of {t.inner!r} in {label!r}; found {len(names)}."
             )
         term = CovarianceTerm(label, family, structure, names, n_groups)
-        encodings.append(TermEncoding(term, codes, Z))
+        encodings.append(TermEncoding(term, codes, Z, groups))
     return tuple(encodings)
 
 

@@ -156,6 +156,13 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
 MAX_LOGLIK_VALUES = 50_000_000
 
 
+def add_random_effects_and_predictions(idata, design: Design, param: Parameterization, random_seed) -> None:
+    """See :func:`bayesmeta.engines.augment.add_random_effects_and_predictions`."""
+    from .augment import add_random_effects_and_predictions as add
+
+    add(idata, design, param, random_seed)
+
+
 def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draws: int, tune: int,
            chains: int, cores: int | None, random_seed, sampler: str, progressbar: bool, **kwargs):
     """Run NUTS and return the InferenceData, with per-block log-likelihoods moved to their group."""
@@ -174,24 +181,35 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
         loglik = idata.posterior["block_loglik"].rename("y")
         idata.add_groups(log_likelihood=loglik.to_dataset())
         idata.posterior = idata.posterior.drop_vars("block_loglik")
+    add_random_effects_and_predictions(idata, design, param, random_seed)
     return idata
 
 
-def _natural_from_point(param: Parameterization, point: dict) -> list:
-    """Per-term (sd, rho) from the deterministics sigma2/tau2/rho/gamma2/phi of a point."""
+def natural_from_draws(param: Parameterization, values: dict) -> list:
+    """Per-term (sd, rho) from the deterministics sigma2/tau2/rho/gamma2/phi.
+
+    ``values`` maps each family present to an array (S, k) of S draws; the
+    result holds, per term, arrays ``sd`` (S, n_sd) and ``rho`` (S, n_rho).
+    """
     cursor = {f: 0 for f in ("sigma2", "tau2", "rho", "gamma2", "phi")}
     natural = []
     for t in param.terms:
-        values = np.atleast_1d(point[t.family])
-        sd = np.sqrt(values[cursor[t.family]:cursor[t.family] + t.n_sd])
+        family = values[t.family]
+        sd = np.sqrt(family[:, cursor[t.family]:cursor[t.family] + t.n_sd])
         cursor[t.family] += t.n_sd
-        rho = np.zeros(t.n_rho)
+        rho = np.zeros((len(family), t.n_rho))
         corr = FAMILIES.get(t.family)
         if corr and t.n_rho:
-            rho = np.atleast_1d(point[corr])[cursor[corr]:cursor[corr] + t.n_rho]
+            rho = values[corr][:, cursor[corr]:cursor[corr] + t.n_rho]
             cursor[corr] += t.n_rho
         natural.append((sd, rho))
     return natural
+
+
+def covariances_from_draws(param: Parameterization, values: dict) -> list[np.ndarray]:
+    """Per term, the random-effect covariance of every draw, (S, q, q)."""
+    return [np.stack([t.structure.covariance(sd_s, rho_s, t.q) for sd_s, rho_s in zip(sd, rho)])
+            for t, (sd, rho) in zip(param.terms, natural_from_draws(param, values))]
 
 
 def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, restricted: bool):
@@ -208,7 +226,8 @@ def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, rest
     model = build_model(design, param, prior_set, restricted=restricted)
     point, raw = pm.find_MAP(model=model, progressbar=False, method="L-BFGS-B", return_raw=True,
                              options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10000})
-    natural = _natural_from_point(param, point)
+    natural = [(sd[0], rho[0]) for sd, rho in
+               natural_from_draws(param, {k: np.atleast_1d(v)[None] for k, v in point.items()})]
     G = [t.structure.covariance(sd, rho, t.q) for t, (sd, rho) in zip(param.terms, natural)]
     profiled = design.evaluate(G, reml=restricted)
     beta = np.atleast_1d(point["beta"])
@@ -234,4 +253,6 @@ def laplace(design: Design, param: Parameterization, prior_set: PriorSet, draws:
     import pymc_extras as pmx
 
     model = build_model(design, param, prior_set, restricted=restricted)
-    return pmx.fit_laplace(model=model, draws=draws, random_seed=random_seed, progressbar=False)
+    idata = pmx.fit_laplace(model=model, draws=draws, random_seed=random_seed, progressbar=False)
+    add_random_effects_and_predictions(idata, design, param, random_seed)
+    return idata
