@@ -41,13 +41,19 @@ class BayesResult:
     priors : PriorSet
         The priors used, with :meth:`PriorSet.table`.
     sampler : str
-        ``"pymc"`` or ``"nutpie"``.
+        ``"pymc"``, ``"nutpie"`` or ``"laplace"``.
+    level : float
+        Probability of the reported intervals.
+    design, param : Design and Parameterization, optional
+        The model's arrays, needed by :meth:`predict`.
     """
 
     idata: az.InferenceData
     priors: PriorSet = field(repr=False)
     sampler: str = "pymc"
     level: float = 0.95
+    design: object = field(default=None, repr=False)
+    param: object = field(default=None, repr=False)
 
     def __post_init__(self):
         for message in self.problems:
@@ -110,6 +116,65 @@ class BayesResult:
                        stat_funcs={"lower": lambda x: np.quantile(x, lo), "upper": lambda x: np.quantile(x, hi)})
         s = s.rename(columns={"sd": "post_sd"})
         return s[["mean", "post_sd", "lower", "upper", "ess_bulk", "ess_tail", "r_hat"]]
+
+    def predict(self, newdata: pd.DataFrame | None = None, level: float | None = None,
+                random_seed=None) -> pd.DataFrame:
+        """Posterior of the mean effect and prediction interval for a new study.
+
+        For every posterior draw, the mean is ``x0' beta`` and the true effect of a
+        new study is the mean plus new random effects at every level
+        (``z0' u_new`` with ``u_new ~ N(0, G_k)`` for every term), as metafor's
+        ``predict`` (the interval excludes the new study's sampling error).
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            Moderator values (and the inner column of ``inner | outer`` terms).
+            Default: the rows of the data, or one row for a model without moderators.
+        level : float, optional
+            Probability of the intervals (default: the result's ``level``).
+        random_seed : int, optional
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``pred`` (posterior mean), ``se`` (posterior SD), ``ci_lb``/``ci_ub`` and
+            ``pi_lb``/``pi_ub`` (equal-tailed intervals of the mean and of a new study's effect).
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> model = bm.MetaModel("effect ~ 1", data=bm.datasets.load("school"), vi="var",
+        ...                      random="~ 1 | district/study")
+        >>> post = model.sample(draws=300, tune=300, chains=2, random_seed=1, progressbar=False)  # doctest: +SKIP
+        >>> post.predict()  # doctest: +SKIP
+                       pred       se     ci_lb     ci_ub     pi_lb     pi_ub
+        new study  0.184...
+        """
+        from .engines.augment import parameter_draws
+
+        if self.design is None or self.param is None:
+            raise ValueError("predict needs the model's design: use a result of MetaModel.sample or fit.")
+        level = self.level if level is None else level
+        design = self.design
+        if newdata is None:
+            X0, labels = design.X, design.row_labels
+            Z0 = [np.ones((design.n, 1)) if enc.Z is None else enc.Z for enc in design.encodings]
+            if X0.shape[1] == 1 and np.ptp(X0[:, 0]) == 0 and all(enc.Z is None for enc in design.encodings):
+                X0, Z0, labels = X0[:1], [z[:1] for z in Z0], np.array(["new study"])
+        else:
+            X0, Z0 = design.new_rows(newdata)
+            labels = newdata.index.to_numpy()
+        beta, G = parameter_draws(self.param, self.idata.posterior)
+        mean = beta @ X0.T  # (S, n0)
+        variance = sum(np.einsum("ni,sij,nj->sn", z, g, z) for z, g in zip(Z0, G))
+        rng = np.random.default_rng(random_seed)
+        new_study = mean + np.sqrt(np.clip(variance, 0.0, None)) * rng.standard_normal(mean.shape)
+        lo, hi = (1 - level) / 2, (1 + level) / 2
+        return pd.DataFrame({"pred": mean.mean(axis=0), "se": mean.std(axis=0, ddof=1),
+                             "ci_lb": np.quantile(mean, lo, axis=0), "ci_ub": np.quantile(mean, hi, axis=0),
+                             "pi_lb": np.quantile(new_study, lo, axis=0), "pi_ub": np.quantile(new_study, hi, axis=0)},
+                            index=pd.Index(labels))
 
     def summary(self) -> str:
         """A printable report: diagnostics, posterior table and priors."""

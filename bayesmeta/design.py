@@ -46,12 +46,31 @@ class TermEncoding:
         Random-effect design (None for a random intercept).
     groups : tuple of str
         Name of every group, indexed by code (e.g. ``"3/12"`` for study 12 of district 3).
+    inner : str or None
+        Column whose levels index the effects of an ``inner | outer`` term.
+    z_spec : formulaic.ModelSpec or None
+        Re-encodes the slope design of a ``1 + x | outer`` term on new data.
     """
 
     term: CovarianceTerm
     codes: np.ndarray
     Z: np.ndarray | None
     groups: tuple
+    inner: str | None = None
+    z_spec: object = None
+
+    def new_z(self, data: pd.DataFrame) -> np.ndarray:
+        """Random-effect design (n, q) of new rows, each in a new group of this term."""
+        if self.inner is not None:
+            values = data[self.inner].astype(str).to_numpy()
+            unknown = sorted(set(values) - set(self.term.levels))
+            if unknown:
+                raise SpecificationError(f"newdata: column {self.inner!r} has level(s) {unknown} not in the "
+                                         f"model (levels: {list(self.term.levels)}).")
+            return (values[:, None] == np.array(self.term.levels)[None, :]).astype(float)
+        if self.z_spec is not None:
+            return np.asarray(self.z_spec.get_model_matrix(data, na_action="raise"), dtype=float)
+        return np.ones((len(data), 1))
 
 
 @dataclass(frozen=True)
@@ -109,6 +128,31 @@ class Design:
     @property
     def logdet_xtx(self) -> float:
         return float(np.linalg.slogdet(self.X.T @ self.X)[1])
+
+    def new_rows(self, newdata: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Fixed-effects design (n, p) and per-term random-effect designs of new rows.
+
+        Every new row is taken to belong to new groups of every random term (a
+        new study, in a new cluster). Columns are re-encoded exactly as for the
+        data the model was built on.
+        """
+        if not isinstance(newdata, pd.DataFrame):
+            raise SpecificationError(f"newdata: expected a pandas DataFrame, got {type(newdata).__name__}.")
+        needed = set(self.model_spec.rhs.required_variables)
+        for enc in self.encodings:
+            needed |= {enc.inner} if enc.inner else set(enc.z_spec.required_variables) if enc.z_spec else set()
+        _check_columns(newdata, needed, "newdata")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            X = np.asarray(self.model_spec.rhs.get_model_matrix(newdata, na_action="ignore"), dtype=float)
+        unseen = [w for w in caught if type(w.message).__name__ == "DataMismatchWarning"]
+        if unseen:  # formulaic would code a level it has not seen as a row of zeros or NaN
+            raise SpecificationError(f"newdata: {unseen[0].message}")
+        if not np.all(np.isfinite(X)):
+            bad = newdata.index[~np.isfinite(X).all(axis=1)]
+            raise SpecificationError(f"newdata: missing values or factor levels not in the model in rows "
+                                     f"{format_rows(bad)}.")
+        return X, [enc.new_z(newdata) for enc in self.encodings]
 
     def evaluate(self, G: list[np.ndarray], reml: bool, gradient: bool = False,
                  logdet_xtx: float | None = None) -> Evaluation:
@@ -223,18 +267,20 @@ def _encode_terms(terms, data: pd.DataFrame) -> tuple[TermEncoding, ...]:
             Z[np.arange(n), [index[v] for v in data[t.inner]]] = 1.0
             label = f"{t.inner} | {t.outer}"
             names = tuple(str(lv) for lv in levels)
+            extra = {"inner": t.inner}
         else:
             mm = model_matrix("~ " + t.lhs, data, na_action="raise")
             Z = np.asarray(mm, dtype=float)
             names = tuple(mm.columns)
             label = f"{t.lhs} | {t.outer}"
+            extra = {"z_spec": mm.model_spec}
         structure = get_structure(t.struct)
         if isinstance(t, GroupedTerm) and structure.correlation != "none" and len(names) < 2:
             raise SpecificationError(
                 f"struct: {t.struct} needs at least two levels of {t.inner!r} in {label!r}; found {len(names)}."
             )
         term = CovarianceTerm(label, family, structure, names, n_groups)
-        encodings.append(TermEncoding(term, codes, Z, groups))
+        encodings.append(TermEncoding(term, codes, Z, groups, **extra))
     return tuple(encodings)
 
 

@@ -143,7 +143,7 @@ class MetaModel:
             estimate = bayes.find_mode(self.design, self.param, prior_set, restricted)
             return ModeResult(self.design, self.param, estimate, test=test, level=level)
         idata = bayes.laplace(self.design, self.param, prior_set, draws, random_seed, restricted)
-        return BayesResult(idata, prior_set, "laplace", level)
+        return BayesResult(idata, prior_set, "laplace", level, self.design, self.param)
 
     def build_pymc(self, priors=None, *, restricted: bool = False):
         """The PyMC model (random effects integrated out) under the given priors.
@@ -215,7 +215,43 @@ class MetaModel:
         idata = bayes.sample(self.design, self.param, prior_set, draws=draws, tune=tune, chains=chains,
                              cores=cores, random_seed=random_seed, sampler=sampler, progressbar=progressbar,
                              **kwargs)
-        return BayesResult(idata, prior_set, sampler, level)
+        return BayesResult(idata, prior_set, sampler, level, self.design, self.param)
+
+    def sample_prior_predictive(self, draws: int = 500, random_seed=None, priors=None):
+        """Draws of the parameters and of the outcome from the prior.
+
+        Parameters
+        ----------
+        draws : int
+        random_seed : int, optional
+        priors : dict or "flat", optional
+            As for :meth:`sample` ("flat" priors cannot be sampled).
+
+        Returns
+        -------
+        arviz.InferenceData
+            Group ``prior`` (``beta``, ``sd``, ``cor``, ``sigma2``/``tau2``/``rho``, ...)
+            and group ``prior_predictive`` with ``y`` (dim ``obs``, the rows used):
+            ``X beta + Z u + e`` with ``u ~ N(0, G)`` and ``e ~ N(0, V)``.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> model = bm.MetaModel("effect ~ 1", data=bm.datasets.load("school"), vi="var",
+        ...                      random="~ 1 | district/study")
+        >>> prior = model.sample_prior_predictive(draws=100, random_seed=1)  # doctest: +SKIP
+        >>> prior.prior_predictive["y"].shape  # doctest: +SKIP
+        (1, 100, 56)
+        """
+        from .engines import bayes
+        from .priors import resolve_priors
+
+        if not isinstance(draws, (int, np.integer)) or draws < 1:
+            raise SpecificationError(f"draws: expected a positive integer, got {draws!r}.")
+        if isinstance(priors, str) and priors == "flat":
+            raise SpecificationError("priors: flat priors are improper and cannot be sampled; give proper priors.")
+        prior_set = resolve_priors(self.design, self.param, priors)
+        return bayes.sample_prior(self.design, self.param, prior_set, draws, random_seed)
 
     def __repr__(self) -> str:
         return (f"MetaModel({self.formula!r}, random={self.random!r}, struct={self.struct!r}, "

@@ -76,7 +76,7 @@ def _whitened(design, beta, G, effects):
     Z = _dense_Z(design)
     V = design.V.to_dense()
     out = []
-    for s in range(N_DRAWS):
+    for s in range(len(beta)):
         Gfull = np.zeros((Z.shape[1], Z.shape[1]))
         offset = 0
         for enc, g in zip(design.encodings, G):

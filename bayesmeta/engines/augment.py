@@ -23,7 +23,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from ..conditional import draw_random_effects, draw_sampling_errors, random_part
+from ..conditional import draw_random_effects, draw_sampling_errors, psd_sqrt, random_part
 from ..design import Design
 from ..parameters import FAMILIES, Parameterization
 from .bayes import covariances_from_draws
@@ -92,3 +92,18 @@ def add_random_effects_and_predictions(idata: az.InferenceData, design: Design, 
         return
     replicated = mean + draw_sampling_errors(design.V, n_draws, rng)
     idata.add_groups(posterior_predictive=_as_dataset({"y": (("obs",), replicated)}, chains, draws, obs))
+
+
+def add_prior_predictive(idata: az.InferenceData, design: Design, param: Parameterization,
+                         random_seed=None) -> None:
+    """Add ``y`` drawn from the prior predictive (``X beta + Z u + e`` with ``u ~ N(0, G)``), in place."""
+    rng = np.random.default_rng(random_seed)
+    chains, draws = idata.prior.sizes["chain"], idata.prior.sizes["draw"]
+    beta, G = parameter_draws(param, idata.prior)
+    effects = [np.einsum("sij,sgj->sgi", psd_sqrt(g), rng.standard_normal((len(g), enc.term.n_groups, enc.term.q)))
+               for g, enc in zip(G, design.encodings)]
+    y = beta @ design.X.T + random_part(design, effects) + draw_sampling_errors(design.V, len(beta), rng)
+    obs = {"obs": list(design.row_labels)}
+    idata.add_groups(prior_predictive=_as_dataset({"y": (("obs",), y)}, chains, draws, obs))
+    if "observed_data" not in idata.groups():
+        idata.add_groups(observed_data=xr.Dataset({"y": (("obs",), design.y)}, coords=obs))

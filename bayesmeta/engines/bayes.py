@@ -12,6 +12,8 @@ of :mod:`bayesmeta.graph`, added as a potential, block by block.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -142,9 +144,11 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
             if corr and t.n_rho:
                 families[corr].append(rho)
         if cors:
-            pm.Deterministic("cor", pt.concatenate(cors), dims="correlation")
+            # copies: pt.concatenate of one part returns that part itself, and two
+            # deterministics must never share one variable (the second would rename it)
+            pm.Deterministic("cor", pt.concatenate(cors).copy(), dims="correlation")
         for family, parts in families.items():
-            pm.Deterministic(family, pt.concatenate(parts), dims=f"{family}_name")
+            pm.Deterministic(family, pt.concatenate(parts).copy(), dims=f"{family}_name")
         logp, term = block_loglik(design, beta, G, restricted=restricted)
         if store_block_loglik:
             pm.Deterministic("block_loglik", logp, dims="block")
@@ -182,6 +186,18 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
         idata.add_groups(log_likelihood=loglik.to_dataset())
         idata.posterior = idata.posterior.drop_vars("block_loglik")
     add_random_effects_and_predictions(idata, design, param, random_seed)
+    return idata
+
+
+def sample_prior(design: Design, param: Parameterization, prior_set: PriorSet, draws: int, random_seed):
+    """Prior draws of the parameters and the prior predictive of the outcome, as InferenceData."""
+    from .augment import add_prior_predictive
+
+    model = build_model(design, param, prior_set)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Potential.*")
+        idata = pm.sample_prior_predictive(draws=draws, model=model, random_seed=random_seed)
+    add_prior_predictive(idata, design, param, random_seed)
     return idata
 
 
