@@ -9,6 +9,7 @@ batches for the likelihood.
 
 from __future__ import annotations
 
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -147,7 +148,9 @@ class Design:
             X = np.asarray(self.model_spec.rhs.get_model_matrix(newdata, na_action="ignore"), dtype=float)
         unseen = [w for w in caught if type(w.message).__name__ == "DataMismatchWarning"]
         if unseen:  # formulaic would code a level it has not seen as a row of zeros or NaN
-            raise SpecificationError(f"newdata: {unseen[0].message}")
+            levels = re.search(r"\{.*\}", str(unseen[0].message))
+            raise SpecificationError(f"newdata: factor level(s) {levels.group(0) if levels else ''} not in the data "
+                                     "the model was built on.")
         if not np.all(np.isfinite(X)):
             bad = newdata.index[~np.isfinite(X).all(axis=1)]
             raise SpecificationError(f"newdata: missing values or factor levels not in the model in rows "
