@@ -4,10 +4,12 @@ timed from fresh Python processes, beside brms when R and brms are installed.
 Each fit runs in a new process (``python -c ...``), so the wall time includes
 imports, graph construction and compilation: once with an empty PyTensor
 compile cache (cold) and once with the cache the first run filled (warm).
-Reported: wall time, sampling time (tuning + draws, from PyMC), divergences,
-and bulk ESS per sampling second for every parameter; the same for brms
-(``effect | se(sqrt(var)) ~ 1 + (1 | district/study)``), whose sampling time
-is measured after compiling the Stan model.
+Both samplers are timed: PyMC's NUTS and nutpie's (when installed).
+Reported: wall time, sampling time (tuning + draws, as the sampler reports it),
+divergences, and bulk ESS per sampling second for every parameter; the same for
+brms (``effect | se(sqrt(var)) ~ 1 + (1 | district/study)``), whose sampling
+time is Stan's own (warmup + sampling summed over chains, divided by the 2 chains
+run at a time), so that R's overhead around the sampler is not counted against it.
 
 Run: ``python benchmarks/bench_nuts.py [--quick]`` (``--quick``: 200 + 200 draws, school only).
 """
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +34,7 @@ warnings.simplefilter("ignore")
 import arviz as az
 import numpy as np
 import bayesmeta as bm
-draws, tune, data = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+draws, tune, data, sampler = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 if data == "school":
     dat = bm.datasets.load("school")
     model = bm.MetaModel("effect ~ 1", data=dat, vi="var", random="~ 1 | district/study")
@@ -44,7 +47,7 @@ else:
     import pandas as pd
     dat = pd.DataFrame({"district": district, "study": np.arange(10000), "effect": y, "var": vi})
     model = bm.MetaModel("effect ~ 1", data=dat, vi="var", random="~ 1 | district/study")
-post = model.sample(draws=draws, tune=tune, chains=4, random_seed=1, progressbar=False)
+post = model.sample(draws=draws, tune=tune, chains=4, random_seed=1, progressbar=False, sampler=sampler)
 idata = post.idata
 ess = az.ess(idata, var_names=["beta", "sd"], method="bulk")
 values = {f"{v}[{i}]": float(x) for v in ess.data_vars
@@ -64,18 +67,25 @@ t1 <- proc.time()[["elapsed"]]
 fit <- update(f, chains = 4, cores = 2, iter = draws + tune, warmup = tune, seed = 1, refresh = 0, silent = 2,
               recompile = FALSE)
 t2 <- proc.time()[["elapsed"]]
+# Stan's own warmup + sampling time per chain; the chains ran two at a time
+stan_s <- sum(rstan::get_elapsed_time(fit$fit)) / 2
 s <- posterior::summarise_draws(as_draws_df(fit, variable = c("b_Intercept", "sd_district__Intercept",
                                                          "sd_district:study__Intercept")), "ess_bulk")
 np <- nuts_params(fit)
 div <- sum(np$Value[np$Parameter == "divergent__"])
-cat("RESULT ", jsonlite::toJSON(list(compile_s = t1 - t0, sampling_s = t2 - t1, divergences = div,
+cat("RESULT ", jsonlite::toJSON(list(compile_s = t1 - t0, sampling_s = stan_s, update_s = t2 - t1,
+    divergences = div,
     ess_bulk = as.list(setNames(s$ess_bulk, s$variable))), auto_unbox = TRUE, digits = NA), "\n", sep = "")
 """
 
 
-def run_child(draws: int, tune: int, data: str, env: dict) -> dict:
+#: brms' names of the school model's parameters, in the order the R script reports them.
+BRMS_PARAMETERS = ["b_Intercept", "sd_district__Intercept", "sd_district:study__Intercept"]
+
+
+def run_child(draws: int, tune: int, data: str, env: dict, sampler: str = "pymc") -> dict:
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CHILD, str(draws), str(tune), data], capture_output=True,
+    out = subprocess.run([sys.executable, "-c", CHILD, str(draws), str(tune), data, sampler], capture_output=True,
                          text=True, env=env)
     wall = time.perf_counter() - start
     if out.returncode != 0:
@@ -109,8 +119,10 @@ def run_brms(draws: int, tune: int, workdir: Path) -> dict | None:
 def rows_for(label: str, result: dict) -> list[dict]:
     rows = []
     ess_values = result["ess_bulk"]
-    if isinstance(ess_values, list):  # jsonlite writes a one-element list for a named list
-        ess_values = ess_values[0]
+    if isinstance(ess_values, list) and len(ess_values) == 1 and isinstance(ess_values[0], dict):
+        ess_values = ess_values[0]  # jsonlite may wrap a named list in a one-element array
+    elif isinstance(ess_values, list):  # or drop the names: they are in BRMS_PARAMETERS' order
+        ess_values = dict(zip(BRMS_PARAMETERS, ess_values))
     for name, ess in ess_values.items():
         rows.append({"run": label, "parameter": name, "wall_s": result["wall_s"],
                      "sampling_s": result["sampling_s"], "divergences": result["divergences"],
@@ -121,30 +133,37 @@ def rows_for(label: str, result: dict) -> list[dict]:
 def main() -> None:
     quick = "--quick" in sys.argv
     draws = tune = 200 if quick else 1000
-    rows = []
+    samplers = ["pymc"] + (["nutpie"] if find_spec("nutpie") else [])
+    rows, warm = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        cold_env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={tmp}/pytensor")
-        rows += rows_for("bayesmeta school (cold cache)", run_child(draws, tune, "school", cold_env))
-        warm = run_child(draws, tune, "school", dict(os.environ))
-        warm = run_child(draws, tune, "school", dict(os.environ))  # second run: warm cache
-        rows += rows_for("bayesmeta school (warm cache)", warm)
+        for sampler in samplers:
+            cold_env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={tmp}/pytensor-{sampler}")
+            rows += rows_for(f"bayesmeta {sampler} school (cold cache)", run_child(draws, tune, "school", cold_env,
+                                                                               sampler))
+            run_child(draws, tune, "school", dict(os.environ), sampler)  # fill the default cache
+            warm[sampler] = run_child(draws, tune, "school", dict(os.environ), sampler)
+            rows += rows_for(f"bayesmeta {sampler} school (warm cache)", warm[sampler])
         brms = run_brms(draws, tune, Path(tmp))
         if brms is not None:
             rows += rows_for("brms school", brms)
         else:
             print("R with brms not found: brms skipped.", file=sys.stderr)
         if not quick:
-            rows += rows_for("bayesmeta 10,000 rows (warm)", run_child(draws, tune, "sim", dict(os.environ)))
+            for sampler in samplers:
+                rows += rows_for(f"bayesmeta {sampler} 10,000 rows (warm)",
+                                 run_child(draws, tune, "sim", dict(os.environ), sampler))
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False))
     if brms is not None:
-        ours = table[table["run"] == "bayesmeta school (warm cache)"]["ess_per_s"].to_numpy()
         theirs = table[table["run"] == "brms school"]["ess_per_s"].to_numpy()
-        print(f"\nbulk ESS per sampling second, bayesmeta / brms (beta, sd[district], sd[district/study]): "
-              + ", ".join(f"{a / b:.1f}x" for a, b in zip(ours, theirs)))
-        print(f"wall time, brms / bayesmeta (warm): {brms['wall_s'] / warm['wall_s']:.1f}x "
-              f"(brms compile {brms['compile_s']:.1f} s)")
+        print(f"\nbrms: compile {brms['compile_s']:.1f} s, Stan sampling {brms['sampling_s']:.2f} s "
+              f"(update() call {brms['update_s']:.1f} s), wall {brms['wall_s']:.1f} s")
+        for sampler in samplers:
+            ours = table[table["run"] == f"bayesmeta {sampler} school (warm cache)"]["ess_per_s"].to_numpy()
+            print(f"bayesmeta ({sampler}) / brms, bulk ESS per sampling second "
+                  f"(beta, sd[district], sd[district/study]): " + ", ".join(f"{a / b:.1f}x" for a, b in zip(ours, theirs))
+                  + f"; wall time brms / bayesmeta (warm): {brms['wall_s'] / warm[sampler]['wall_s']:.1f}x")
 
 
 if __name__ == "__main__":

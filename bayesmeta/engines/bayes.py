@@ -12,6 +12,7 @@ of :mod:`bayesmeta.graph`, added as a potential, block by block.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -174,13 +175,17 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
     model = build_model(design, param, prior_set, store_block_loglik=store)
     kwargs.setdefault("target_accept", 0.9)
     if sampler == "nutpie":
-        try:
-            import nutpie  # noqa: F401
-        except ImportError:
-            raise ImportError("sampler='nutpie' needs the nutpie package: pip install nutpie") from None
-    idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
-                      progressbar=progressbar, nuts_sampler=sampler, model=model,
-                      compute_convergence_checks=False, **kwargs)
+        from . import nutpie_backend
+
+        # the log-density is called from Python, which serialises the chains: one thread is fastest
+        idata = nutpie_backend.sample(model, draws=draws, tune=tune, chains=chains, cores=cores or 1,
+                                      random_seed=random_seed, progressbar=progressbar, **kwargs)
+    else:
+        if cores is None:  # PyMC's default takes half the CPUs (it assumes hyper-threads)
+            cores = min(chains, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                        else os.cpu_count() or 1)
+        idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+                          progressbar=progressbar, model=model, compute_convergence_checks=False, **kwargs)
     if store:
         loglik = idata.posterior["block_loglik"].rename("y")
         idata.add_groups(log_likelihood=loglik.to_dataset())
