@@ -4,7 +4,9 @@ timed from fresh Python processes, beside brms when R and brms are installed.
 Each fit runs in a new process (``python -c ...``), so the wall time includes
 imports, graph construction and compilation: once with an empty PyTensor
 compile cache (cold) and once with the cache the first run filled (warm).
-Both samplers are timed: PyMC's NUTS and nutpie's (when installed).
+Every sampler is timed: PyMC's NUTS, and nutpie's (when installed) on the
+log-density compiled by PyTensor's C backend (the default) and by its numba
+backend (``mode="NUMBA"``).
 Reported: wall time, sampling time (tuning + draws, as the sampler reports it),
 divergences, and bulk ESS per sampling second for every parameter; the same for
 brms (``effect | se(sqrt(var)) ~ 1 + (1 | district/study)``), whose sampling
@@ -47,7 +49,8 @@ else:
     import pandas as pd
     dat = pd.DataFrame({"district": district, "study": np.arange(10000), "effect": y, "var": vi})
     model = bm.MetaModel("effect ~ 1", data=dat, vi="var", random="~ 1 | district/study")
-post = model.sample(draws=draws, tune=tune, chains=4, random_seed=1, progressbar=False, sampler=sampler)
+options = {"sampler": "nutpie", "mode": "NUMBA"} if sampler == "nutpie-numba" else {"sampler": sampler}
+post = model.sample(draws=draws, tune=tune, chains=4, random_seed=1, progressbar=False, **options)
 idata = post.idata
 ess = az.ess(idata, var_names=["beta", "sd"], method="bulk")
 values = {f"{v}[{i}]": float(x) for v in ess.data_vars
@@ -133,7 +136,7 @@ def rows_for(label: str, result: dict) -> list[dict]:
 def main() -> None:
     quick = "--quick" in sys.argv
     draws = tune = 200 if quick else 1000
-    samplers = ["pymc"] + (["nutpie"] if find_spec("nutpie") else [])
+    samplers = ["pymc"] + (["nutpie", "nutpie-numba"] if find_spec("nutpie") else [])
     rows, warm = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for sampler in samplers:

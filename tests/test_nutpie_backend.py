@@ -45,3 +45,18 @@ def test_nutpie_result_matches_the_pymc_layout(make):
     beta = idata.posterior["beta"]
     centre, spread = beta.median(("chain", "draw")).values, beta.std(("chain", "draw")).values
     assert np.all(np.abs(centre - reml.coef.to_numpy()) < 0.3 * spread)
+
+
+@pytest.mark.slow
+def test_nutpie_with_the_numba_backend():
+    pytest.importorskip("nutpie")
+    pytest.importorskip("numba")
+    model = _school()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        post = model.sample(draws=300, tune=300, chains=2, random_seed=4, sampler="nutpie", mode="NUMBA",
+                            progressbar=False)
+    reml = model.fit()
+    beta = post.idata.posterior["beta"]
+    assert abs(float(beta.median()) - reml.coef.iloc[0]) < 0.3 * float(beta.std())
+    assert post.diagnostics["divergences"] == 0

@@ -1,9 +1,10 @@
-"""nutpie's NUTS (Rust) on the model's PyTensor functions compiled by PyTensor's C backend.
+"""nutpie's NUTS (Rust) on the model's log-density compiled by PyTensor.
 
 nutpie's own PyMC path compiles the model with numba, which takes 10-15 s on
 every run even for a small model. Here the log-density and its gradient are
-compiled by PyTensor (whose C cache makes a second run fast) and handed to
-nutpie as Python callables: nutpie runs the sampler loop, adaptation and
+compiled by PyTensor (by default its C backend, whose disk cache makes later
+runs start fast) and handed to nutpie as Python callables: nutpie runs the
+sampler loop, adaptation and
 bookkeeping in Rust, so each leapfrog step costs little more than one call of
 the compiled function.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import threading
 import time
-from importlib.util import find_spec
 
 import numpy as np
 import pymc as pm
@@ -20,9 +20,11 @@ import pytensor
 import pytensor.tensor as pt
 from pymc.pytensorf import join_nonshared_inputs
 
-#: PyTensor backend of the compiled functions: numba (cached on disk by PyTensor)
-#: evaluates the small graphs of this package several times faster than the C backend.
-MODE = "NUMBA" if find_spec("numba") else "FAST_RUN"
+#: PyTensor backend of the log-density. The C backend's compiled code is cached on
+#: disk and loads in well under a second. ``mode="NUMBA"`` evaluates small graphs
+#: about 3x faster, but loading its cache takes seconds in every new process, and
+#: graphs holding large constant arrays (the block designs) are compiled anew each time.
+DEFAULT_MODE = "FAST_RUN"
 
 
 def _require_nutpie():
@@ -33,8 +35,11 @@ def _require_nutpie():
     return nutpie
 
 
-def compile_model(model: pm.Model):
-    """A nutpie model whose log-density, gradient and outputs are PyTensor C functions."""
+def compile_model(model: pm.Model, mode: str = DEFAULT_MODE):
+    """A nutpie model whose log-density, gradient and outputs are compiled PyTensor functions.
+
+    ``mode`` is the PyTensor backend of the log-density and gradient (see :data:`DEFAULT_MODE`).
+    """
     nutpie = _require_nutpie()
     from nutpie.compiled_pyfunc import from_pyfunc
 
@@ -43,14 +48,14 @@ def compile_model(model: pm.Model):
     logp = model.logp(jacobian=True)
     grad = pt.concatenate([g.ravel() for g in pt.grad(logp, value_vars)])
     (logp_x, grad_x), x = join_nonshared_inputs(point, [logp, grad], value_vars)
-    logp_fn = pytensor.function([x], [logp_x, grad_x], trust_input=True, mode=MODE)
+    logp_fn = pytensor.function([x], [logp_x, grad_x], trust_input=True, mode=mode)
     outputs = model.free_RVs + model.deterministics
     names = [v.name for v in outputs]
     expanded, x_expand = join_nonshared_inputs(point, model.replace_rvs_by_values(outputs), value_vars)
     expand_fn = pytensor.function([x_expand], expanded, trust_input=True)  # once per draw: C is fine
     start = np.concatenate([np.ravel(point[v.name]) for v in value_vars]).astype(float)
     shapes = [tuple(np.shape(value)) for value in expand_fn(start)]
-    logp_fn(start)  # compile (numba) once, before the chains copy the function
+    logp_fn(start)  # a just-in-time backend compiles on the first call: do it before sampling
 
     # nutpie runs chains in threads; a compiled function keeps its inputs and outputs
     # in shared storage, so calls are serialised (they hold the GIL anyway)
@@ -85,9 +90,13 @@ def compile_model(model: pm.Model):
 
 def sample(model: pm.Model, *, draws: int, tune: int, chains: int, cores: int, random_seed, progressbar: bool,
            **kwargs):
-    """Sample with nutpie; returns InferenceData (posterior and sample_stats)."""
+    """Sample with nutpie; returns InferenceData (posterior and sample_stats).
+
+    ``kwargs`` go to :func:`nutpie.sample`, except ``mode`` (the PyTensor backend of the
+    log-density, default :data:`DEFAULT_MODE`; ``"NUMBA"`` samples faster once compiled).
+    """
     nutpie = _require_nutpie()
-    compiled = compile_model(model)
+    compiled = compile_model(model, kwargs.pop("mode", DEFAULT_MODE))
     seed = random_seed if isinstance(random_seed, (int, np.integer)) else None
     start = time.perf_counter()
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
