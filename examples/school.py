@@ -32,3 +32,7 @@ print(post.summary())
 print("\nREML beside NUTS:\n")
 with pd.option_context("display.float_format", "{:.4f}".format, "display.width", 160, "display.max_columns", 20):
     print(bm.compare(reml, post))
+
+print("\nMean effect and prediction interval for a new study in a new district (posterior):\n")
+with pd.option_context("display.float_format", "{:.4f}".format):
+    print(post.predict(random_seed=1))
