@@ -19,12 +19,21 @@ import pymc as pm
 import pytensor
 import pytensor.tensor as pt
 from pymc.pytensorf import join_nonshared_inputs
+from pytensor.compile.mode import get_mode
 
 #: PyTensor backend of the log-density. The C backend's compiled code is cached on
 #: disk and loads in well under a second. ``mode="NUMBA"`` evaluates small graphs
 #: about 3x faster, but loading its cache takes seconds in every new process, and
 #: graphs holding large constant arrays (the block designs) are compiled anew each time.
 DEFAULT_MODE = "FAST_RUN"
+
+
+def _compile_mode(mode: str):
+    """The PyTensor mode; the C backend keeps intermediate results between calls (no
+    garbage collection of them), which saves about a sixth of each small call."""
+    if mode == "FAST_RUN":
+        return get_mode("FAST_RUN").clone(link_kwargs={"allow_gc": False})
+    return mode
 
 
 def _require_nutpie():
@@ -48,7 +57,7 @@ def compile_model(model: pm.Model, mode: str = DEFAULT_MODE):
     logp = model.logp(jacobian=True)
     grad = pt.concatenate([g.ravel() for g in pt.grad(logp, value_vars)])
     (logp_x, grad_x), x = join_nonshared_inputs(point, [logp, grad], value_vars)
-    logp_fn = pytensor.function([x], [logp_x, grad_x], trust_input=True, mode=mode)
+    logp_fn = pytensor.function([x], [logp_x, grad_x], trust_input=True, mode=_compile_mode(mode))
     outputs = model.free_RVs + model.deterministics
     names = [v.name for v in outputs]
     expanded, x_expand = join_nonshared_inputs(point, model.replace_rvs_by_values(outputs), value_vars)
