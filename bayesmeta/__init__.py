@@ -1,17 +1,18 @@
 """bayesmeta: multilevel, multivariate and other extended meta-analytic models.
 
 One model specification (:class:`MetaModel`) feeds a likelihood engine (ML/REML,
-reproducing R's metafor) and, later, a Bayesian engine (PyMC).
+reproducing R's metafor) and a Bayesian engine (PyMC) on the same likelihood.
 """
 
 from . import datasets
 from .bayes_results import BayesResult
 from .compare import compare
+from .escalc import escalc
 from .errors import (BoundaryWarning, ConvergenceWarning, DenseBlockWarning,
                      MissingDataWarning, SpecificationError)
 from .model import MetaModel
 from .results import ModeResult
 
-__all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "datasets", "SpecificationError", "MissingDataWarning",
+__all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "escalc", "datasets", "SpecificationError", "MissingDataWarning",
            "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning"]
 __version__ = "0.1.0"
