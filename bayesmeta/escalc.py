@@ -81,10 +81,11 @@ def _check_counts(values: dict, names, measure: str, index: pd.Index) -> None:
             raise SpecificationError(f"escalc: {name} is negative in rows {format_rows(index[bad])} (measure {measure!r}).")
 
 
-def _two_by_two(measure, v, add, to, index):
+def _two_by_two(measure, v, add, to, index, drop00):
     ai, ci = v["ai"], v["ci"]
     bi = v["bi"] if "bi" in v else v["n1i"] - ai
     di = v["di"] if "di" in v else v["n2i"] - ci
+    dropped = ((ai == 0) & (ci == 0)) | ((bi == 0) & (di == 0)) if drop00 else np.zeros(len(ai), bool)
     for name, cell in (("bi", bi), ("di", di)):
         if np.any(cell < 0):
             raise SpecificationError(f"escalc: n1i/n2i smaller than the events ({name} < 0) in rows "
@@ -93,10 +94,12 @@ def _two_by_two(measure, v, add, to, index):
     n1, n2 = ai + bi, ci + di
     p1, p2 = ai / n1, ci / n2
     if measure == "RR":
-        return np.log(p1 / p2), 1 / ai - 1 / n1 + 1 / ci - 1 / n2
-    if measure == "OR":
-        return np.log(ai * di / (bi * ci)), 1 / ai + 1 / bi + 1 / ci + 1 / di
-    return p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+        yi, vi = np.log(p1 / p2), 1 / ai - 1 / n1 + 1 / ci - 1 / n2
+    elif measure == "OR":
+        yi, vi = np.log(ai * di / (bi * ci)), 1 / ai + 1 / bi + 1 / ci + 1 / di
+    else:
+        yi, vi = p1 - p2, p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2
+    return np.where(dropped, np.nan, yi), np.where(dropped, np.nan, vi)
 
 
 def _proportion(measure, v, add, to, index):
@@ -127,7 +130,7 @@ def _means(measure, v):
 
 
 def escalc(measure: str, data: pd.DataFrame | None = None, *, add: float = 0.5, to: str = "only0",
-           var_names: tuple[str, str] = ("yi", "vi"), **columns) -> pd.DataFrame:
+           drop00: bool = False, var_names: tuple[str, str] = ("yi", "vi"), **columns) -> pd.DataFrame:
     """Effect sizes ``yi`` and sampling variances ``vi`` as metafor's ``escalc`` computes them.
 
     Parameters
@@ -140,6 +143,9 @@ def escalc(measure: str, data: pd.DataFrame | None = None, *, add: float = 0.5, 
         Added to the counts of tables with a zero cell (2x2 tables, proportions, rates).
     to : {"only0", "all", "if0all", "none"}
         Which tables get ``add`` (metafor's default ``"only0"``: those with a zero cell).
+    drop00 : bool
+        For two-group counts (RR, OR, RD, IRR): give ``NaN`` for studies without events
+        (or without non-events) in both groups, as metafor does.
     var_names : (str, str)
         Names of the two new columns.
     **columns
@@ -178,10 +184,12 @@ def escalc(measure: str, data: pd.DataFrame | None = None, *, add: float = 0.5, 
     _check_counts(v, [k for k in v if k not in ("m1i", "m2i", "ri")], key, index)
     with np.errstate(divide="ignore", invalid="ignore"):
         if key in ("RR", "OR", "RD"):
-            yi, vi = _two_by_two(key, v, add, to, index)
+            yi, vi = _two_by_two(key, v, add, to, index, drop00)
         elif key == "IRR":
+            dropped = drop00 & (v["x1i"] == 0) & (v["x2i"] == 0)
             x1, x2 = _corrected([v["x1i"], v["x2i"]], add, to)
             yi, vi = np.log((x1 / v["t1i"]) / (x2 / v["t2i"])), 1 / x1 + 1 / x2
+            yi, vi = np.where(dropped, np.nan, yi), np.where(dropped, np.nan, vi)
         elif key in ("PR", "PLN", "PLO"):
             yi, vi = _proportion(key, v, add, to, index)
         elif key in ("MD", "SMD", "ROM"):

@@ -19,8 +19,10 @@ def test_matches_metafor(case):
     data = pd.DataFrame(case["data"])
     args = case["args"] if isinstance(case["args"], dict) else {}
     out = bm.escalc(case["measure"], data=data, **args, **{c: c for c in data.columns})
-    np.testing.assert_allclose(out["yi"], case["yi"], rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(out["vi"], case["vi"], rtol=1e-10, atol=1e-12)
+    expected_yi = np.array(case["yi"], dtype=float)  # null (NA in R) becomes NaN
+    expected_vi = np.array(case["vi"], dtype=float)
+    np.testing.assert_allclose(out["yi"], expected_yi, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(out["vi"], expected_vi, rtol=1e-10, atol=1e-12)
 
 
 def test_arrays_without_data_and_sample_sizes_instead_of_cells():
