@@ -72,6 +72,12 @@ def draw_random_effects(design: Design, beta: np.ndarray, G: list[np.ndarray],
     return [np.concatenate([part[k] for part in parts]) for k in range(len(design.encodings))]
 
 
+def draw_prior_effects(design: Design, G: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    """Draws of ``u_k ~ N(0, G_k)`` for every group of every term, (S, n_groups_k, q_k)."""
+    return [np.einsum("sij,sgj->sgi", psd_sqrt(g), rng.standard_normal((len(g), enc.term.n_groups, enc.term.q)))
+            for g, enc in zip(G, design.encodings)]
+
+
 def random_part(design: Design, effects: list[np.ndarray]) -> np.ndarray:
     """``sum_k Z_k u_k`` for every row and draw, (S, n)."""
     total = 0.0
@@ -154,8 +160,7 @@ class _BlockSampler:
     def draw(self, beta: np.ndarray, G: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
         design = self.design
         n_draws = beta.shape[0]
-        prior = [np.einsum("sij,sgj->sgi", psd_sqrt(g), rng.standard_normal((n_draws, enc.term.n_groups, enc.term.q)))
-                 for g, enc in zip(G, design.encodings)]
+        prior = draw_prior_effects(design, G, rng)
         pulled = [np.zeros_like(u) for u in prior]
         for batch, (real, root_v, codes, gather) in zip(design.batches, self.cache):
             B, m = batch.rows.shape

@@ -141,7 +141,10 @@ class Design:
             raise SpecificationError(f"newdata: expected a pandas DataFrame, got {type(newdata).__name__}.")
         needed = set(self.model_spec.rhs.required_variables)
         for enc in self.encodings:
-            needed |= {enc.inner} if enc.inner else set(enc.z_spec.required_variables) if enc.z_spec else set()
+            if enc.inner is not None:
+                needed.add(enc.inner)
+            elif enc.z_spec is not None:
+                needed |= set(enc.z_spec.required_variables)
         _check_columns(newdata, needed, "newdata")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")

@@ -104,7 +104,12 @@ def _unrolled_forward(L: dict, b, m: int) -> list:
 
 
 def _factor_and_solve(S, b, extra, m: int):
-    """log|S|, |L^-1 b|^2 and L^-1 extra (B, m, k) for every block."""
+    """log|S|, |L^-1 b|^2 and L^-1 extra (B, m, k) for every block.
+
+    The unrolled Cholesky serves small blocks without ``extra``; the restricted
+    term's solves against X take the LAPACK path, because unrolling them makes the
+    gradient's graph too large to compile in reasonable time.
+    """
     if m <= UNROLL_MAX and extra is None:
         L = _unrolled_cholesky(S, m)
         logdet = 2.0 * sum(pt.log(L[j, j]) for j in range(m))

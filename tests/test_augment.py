@@ -175,3 +175,18 @@ def test_new_rows_refuse_unseen_factor_levels_and_missing_values():
     year_design = bm.MetaModel("effect ~ year", data=dat, vi="var", random="~ 1 | district/study").design
     with pytest.raises(bm.SpecificationError, match="newdata: missing values .* rows 1"):
         year_design.new_rows(pd.DataFrame({"year": [1980.0, None]}))
+
+
+def test_too_many_values_are_left_out_with_a_warning(monkeypatch):
+    from bayesmeta.engines import augment
+
+    model = bm.MetaModel("effect ~ 1", data=bm.datasets.load("school"), vi="var", random="~ 1 | district")
+    # room for the 11 district effects of 100 draws, not for the 56 replicated rows
+    monkeypatch.setattr(augment, "MAX_STORED_VALUES", 2000)
+    with pytest.warns(UserWarning, match="posterior predictive \\(56 rows per draw\\) was not drawn"):
+        post = model.fit("laplace", draws=100, random_seed=1)
+    assert "u_district" in post.idata.posterior and "posterior_predictive" not in post.idata.groups()
+    monkeypatch.setattr(augment, "MAX_STORED_VALUES", 1000)
+    with pytest.warns(UserWarning, match="random effects \\(11 per draw\\) and the posterior predictive were not"):
+        post = model.fit("laplace", draws=100, random_seed=1)
+    assert "u_district" not in post.idata.posterior and "posterior_predictive" not in post.idata.groups()

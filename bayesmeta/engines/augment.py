@@ -23,7 +23,7 @@ import arviz as az
 import numpy as np
 import xarray as xr
 
-from ..conditional import draw_random_effects, draw_sampling_errors, psd_sqrt, random_part
+from ..conditional import draw_prior_effects, draw_random_effects, draw_sampling_errors, random_part
 from ..design import Design
 from ..parameters import FAMILIES, Parameterization
 from .bayes import covariances_from_draws
@@ -70,8 +70,8 @@ def add_random_effects_and_predictions(idata: az.InferenceData, design: Design, 
     n_effects = sum(enc.term.n_groups * enc.term.q for enc in design.encodings)
     mean = beta @ design.X.T
     if n_draws * n_effects > MAX_STORED_VALUES:
-        warnings.warn(f"The random effects ({n_effects} per draw) were not drawn: {n_draws} draws would "
-                      f"exceed {MAX_STORED_VALUES:,} stored values.", UserWarning, stacklevel=4)
+        warnings.warn(f"The random effects ({n_effects} per draw) and the posterior predictive were not drawn: "
+                      f"{n_draws} draws would exceed {MAX_STORED_VALUES:,} stored values.", UserWarning, stacklevel=4)
         effects = None
     else:
         effects = draw_random_effects(design, beta, G, rng)
@@ -88,7 +88,11 @@ def add_random_effects_and_predictions(idata: az.InferenceData, design: Design, 
         mean = mean + random_part(design, effects)
     obs = {"obs": list(design.row_labels)}
     idata.add_groups(observed_data=xr.Dataset({"y": (("obs",), design.y)}, coords=obs))
-    if effects is None or n_draws * design.n > MAX_STORED_VALUES:
+    if effects is None:
+        return
+    if n_draws * design.n > MAX_STORED_VALUES:
+        warnings.warn(f"The posterior predictive ({design.n} rows per draw) was not drawn: {n_draws} draws would "
+                      f"exceed {MAX_STORED_VALUES:,} stored values.", UserWarning, stacklevel=4)
         return
     replicated = mean + draw_sampling_errors(design.V, n_draws, rng)
     idata.add_groups(posterior_predictive=_as_dataset({"y": (("obs",), replicated)}, chains, draws, obs))
@@ -100,9 +104,7 @@ def add_prior_predictive(idata: az.InferenceData, design: Design, param: Paramet
     rng = np.random.default_rng(random_seed)
     chains, draws = idata.prior.sizes["chain"], idata.prior.sizes["draw"]
     beta, G = parameter_draws(param, idata.prior)
-    effects = [np.einsum("sij,sgj->sgi", psd_sqrt(g), rng.standard_normal((len(g), enc.term.n_groups, enc.term.q)))
-               for g, enc in zip(G, design.encodings)]
-    y = beta @ design.X.T + random_part(design, effects) + draw_sampling_errors(design.V, len(beta), rng)
+    y = beta @ design.X.T + random_part(design, draw_prior_effects(design, G, rng)) + draw_sampling_errors(design.V, len(beta), rng)
     obs = {"obs": list(design.row_labels)}
     idata.add_groups(prior_predictive=_as_dataset({"y": (("obs",), y)}, chains, draws, obs))
     if "observed_data" not in idata.groups():

@@ -161,16 +161,10 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
 MAX_LOGLIK_VALUES = 50_000_000
 
 
-def add_random_effects_and_predictions(idata, design: Design, param: Parameterization, random_seed) -> None:
-    """See :func:`bayesmeta.engines.augment.add_random_effects_and_predictions`."""
-    from .augment import add_random_effects_and_predictions as add
-
-    add(idata, design, param, random_seed)
-
-
 def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draws: int, tune: int,
            chains: int, cores: int | None, random_seed, sampler: str, progressbar: bool, **kwargs):
     """Run NUTS and return the InferenceData, with per-block log-likelihoods moved to their group."""
+    from .augment import add_random_effects_and_predictions  # augment imports this module
     store = design.n_blocks * draws * chains <= MAX_LOGLIK_VALUES
     model = build_model(design, param, prior_set, store_block_loglik=store)
     kwargs.setdefault("target_accept", 0.9)
@@ -273,6 +267,7 @@ def laplace(design: Design, param: Parameterization, prior_set: PriorSet, draws:
     """Gaussian approximation at the posterior mode (pymc-extras' fit_laplace), with draws."""
     import pymc_extras as pmx
 
+    from .augment import add_random_effects_and_predictions
     model = build_model(design, param, prior_set, restricted=restricted)
     idata = pmx.fit_laplace(model=model, draws=draws, random_seed=random_seed, progressbar=False)
     add_random_effects_and_predictions(idata, design, param, random_seed)

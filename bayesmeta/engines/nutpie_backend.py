@@ -4,9 +4,8 @@ nutpie's own PyMC path compiles the model with numba, which takes 10-15 s on
 every run even for a small model. Here the log-density and its gradient are
 compiled by PyTensor (by default its C backend, whose disk cache makes later
 runs start fast) and handed to nutpie as Python callables: nutpie runs the
-sampler loop, adaptation and
-bookkeeping in Rust, so each leapfrog step costs little more than one call of
-the compiled function.
+sampler loop, adaptation and bookkeeping in Rust, so each leapfrog step costs
+little more than one call of the compiled function.
 """
 
 from __future__ import annotations
@@ -49,7 +48,7 @@ def compile_model(model: pm.Model, mode: str = DEFAULT_MODE):
 
     ``mode`` is the PyTensor backend of the log-density and gradient (see :data:`DEFAULT_MODE`).
     """
-    nutpie = _require_nutpie()
+    _require_nutpie()
     from nutpie.compiled_pyfunc import from_pyfunc
 
     point = model.initial_point()
@@ -91,7 +90,6 @@ def compile_model(model: pm.Model, mode: str = DEFAULT_MODE):
 
     dims = {name: tuple(model.named_vars_to_dims.get(name, ())) for name in names}
     coords = {name: [str(v) for v in values] for name, values in model.coords.items()}  # nutpie takes strings
-    del nutpie
     return from_pyfunc(len(start), make_logp, make_expand, [np.dtype("float64")] * len(names), shapes, names,
                        dims={k: v for k, v in dims.items() if v}, coords=coords,
                        make_initial_point_fn=initial_point)
