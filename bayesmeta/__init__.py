@@ -12,7 +12,9 @@ from .errors import (BoundaryWarning, ConvergenceWarning, DenseBlockWarning,
                      MissingDataWarning, SpecificationError)
 from .model import MetaModel
 from .results import ModeResult
+from .vcalc import vcalc
+from .vcov import ClusterBlocks
 
 __all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "escalc", "datasets", "SpecificationError", "MissingDataWarning",
-           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning"]
+           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "vcalc", "ClusterBlocks"]
 __version__ = "0.1.0"

@@ -5,7 +5,8 @@ covering some rows, with zero covariance between rows of different blocks.
 Blocks of equal size are stacked (:class:`BlockStack`), so that checks and
 conversions are vectorised even for 100,000 one-row blocks.
 :func:`as_block_diagonal` turns every accepted user input (variances, a dense
-or sparse matrix, a list of per-cluster blocks) into that form, and
+or sparse matrix, a list of per-cluster blocks, a :class:`ClusterBlocks` as
+returned by :func:`bayesmeta.vcalc`) into that form, and
 :func:`check_block_diagonal` validates it.
 """
 
@@ -117,6 +118,100 @@ def _merge(stacks: list[BlockStack]) -> tuple[BlockStack, ...]:
                  for _, group in sorted(by_size.items()))
 
 
+@dataclass(frozen=True, eq=False)
+class ClusterBlocks:
+    """A sampling covariance matrix given as one dense block per cluster.
+
+    Rows of a cluster need not be contiguous: each block carries the row
+    positions (0-based, in data order) it covers. Every row of the data
+    belongs to exactly one block. :func:`bayesmeta.vcalc` returns this, and
+    ``MetaModel(..., V=...)`` accepts it.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows of the data.
+    clusters : sequence
+        Cluster labels, one per block (in order of first appearance).
+    rows : sequence of array_like of int
+        Row positions of each block.
+    blocks : sequence of array_like
+        The square blocks, matching ``rows``.
+
+    Examples
+    --------
+    >>> cb = ClusterBlocks(3, ["a", "b"], [[0, 2], [1]], [[[1.0, 0.5], [0.5, 1.0]], [[2.0]]])
+    >>> len(cb), cb.n
+    (2, 3)
+    >>> cb.to_dense()
+    array([[1. , 0. , 0.5],
+           [0. , 2. , 0. ],
+           [0.5, 0. , 1. ]])
+    """
+
+    n: int
+    clusters: tuple
+    _rows: tuple
+    _blocks: tuple
+
+    def __init__(self, n: int, clusters, rows, blocks) -> None:
+        rows = tuple(_frozen(np.asarray(r, dtype=np.intp).ravel()) for r in rows)
+        blocks = tuple(_frozen(np.atleast_2d(np.asarray(b, dtype=float))) for b in blocks)
+        clusters = tuple(clusters)
+        if not len(clusters) == len(rows) == len(blocks):
+            raise SpecificationError(
+                f"ClusterBlocks: {len(clusters)} clusters, {len(rows)} row sets and {len(blocks)} blocks.")
+        for label, r, b in zip(clusters, rows, blocks):
+            if b.shape != (len(r), len(r)):
+                raise SpecificationError(
+                    f"ClusterBlocks: the block of cluster {label!r} has shape {b.shape} for {len(r)} rows.")
+        covered = np.concatenate(rows) if rows else np.empty(0, np.intp)
+        if len(covered) != n or not np.array_equal(np.sort(covered), np.arange(n)):
+            raise SpecificationError(f"ClusterBlocks: the blocks must cover each of the {n} rows exactly once.")
+        object.__setattr__(self, "n", int(n))
+        object.__setattr__(self, "clusters", clusters)
+        object.__setattr__(self, "_rows", rows)
+        object.__setattr__(self, "_blocks", blocks)
+
+    @property
+    def rows(self) -> list[np.ndarray]:
+        """Row positions of each block (read-only arrays)."""
+        return list(self._rows)
+
+    @property
+    def blocks(self) -> list[np.ndarray]:
+        """The blocks (read-only arrays), in cluster order."""
+        return list(self._blocks)
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+    def __repr__(self) -> str:
+        return f"ClusterBlocks(n={self.n}, clusters={len(self)}, largest block={max(map(len, self._rows), default=0)})"
+
+    def to_dense(self) -> np.ndarray:
+        """The full n x n matrix."""
+        out = np.zeros((self.n, self.n))
+        for r, b in zip(self._rows, self._blocks):
+            out[np.ix_(r, r)] = b
+        return out
+
+    def to_sparse(self) -> sp.csr_matrix:
+        """The n x n matrix as a scipy.sparse CSR matrix."""
+        if not self._rows:
+            return sp.csr_matrix((self.n, self.n))
+        i = np.concatenate([np.repeat(r, len(r)) for r in self._rows])
+        j = np.concatenate([np.tile(r, len(r)) for r in self._rows])
+        values = np.concatenate([b.ravel() for b in self._blocks])
+        return sp.csr_matrix((values, (i, j)), shape=(self.n, self.n))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
 def from_variances(vi) -> BlockDiagonal:
     """V = diag(vi), one 1 x 1 block per row."""
     vi = np.asarray(vi, dtype=float).ravel()
@@ -143,9 +238,10 @@ def as_block_diagonal(V, n: int) -> BlockDiagonal:
 
     Parameters
     ----------
-    V : array_like, scipy.sparse matrix or list of array_like
-        An n x n matrix (dense or sparse), or a list of square blocks whose
-        sizes add up to n, taken in row order.
+    V : array_like, scipy.sparse matrix, list of array_like or ClusterBlocks
+        An n x n matrix (dense or sparse), a list of square blocks whose
+        sizes add up to n, taken in row order, or a :class:`ClusterBlocks`
+        (blocks over any rows) covering n rows.
     n : int
         The number of rows of the data.
 
@@ -160,6 +256,10 @@ def as_block_diagonal(V, n: int) -> BlockDiagonal:
     >>> vb.diagonal()
     array([1., 1., 2.])
     """
+    if isinstance(V, ClusterBlocks):
+        if V.n != n:
+            raise SpecificationError(f"V: the ClusterBlocks cover {V.n} rows but the data have {n} rows.")
+        return BlockDiagonal(n, _stack_by_size(V.rows, V.blocks))
     if isinstance(V, (list, tuple)):
         rows, mats, start = [], [], 0
         for i, block in enumerate(V):
