@@ -6,8 +6,10 @@ reproducing R's metafor) and a Bayesian engine (PyMC) on the same likelihood.
 
 from . import datasets
 from .bayes_results import BayesResult
+from .builders import longitudinal, multilevel
 from .compare import compare
 from .escalc import escalc
+from .lincom import lincom
 from .errors import (BoundaryWarning, ConvergenceWarning, DenseBlockWarning,
                      MissingDataWarning, SpecificationError)
 from .model import MetaModel
@@ -16,5 +18,6 @@ from .vcalc import vcalc
 from .vcov import ClusterBlocks
 
 __all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "escalc", "datasets", "SpecificationError", "MissingDataWarning",
-           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "vcalc", "ClusterBlocks"]
+           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "vcalc", "ClusterBlocks",
+           "lincom", "multilevel", "longitudinal"]
 __version__ = "0.1.0"

@@ -12,6 +12,7 @@ measure      input columns                               effect size
 ``PR``       ``xi, ni``                                  raw proportion
 ``PLN``      ``xi, ni``                                  log proportion
 ``PLO``      ``xi, ni``                                  logit proportion
+``MN``       ``mi, sdi, ni``                             raw mean
 ``MD``       ``m1i, sd1i, n1i, m2i, sd2i, n2i``          raw mean difference
 ``SMD``      same                                        Hedges' g (exact correction)
 ``ROM``      same                                        log ratio of means
@@ -37,7 +38,7 @@ MEASURES = {
     "RR": ("ai", "bi|n1i", "ci", "di|n2i"), "OR": ("ai", "bi|n1i", "ci", "di|n2i"),
     "RD": ("ai", "bi|n1i", "ci", "di|n2i"), "IRR": ("x1i", "t1i", "x2i", "t2i"),
     "PR": ("xi", "ni"), "PLN": ("xi", "ni"), "PLO": ("xi", "ni"),
-    "MD": ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"), "SMD": ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),
+    "MN": ("mi", "sdi", "ni"), "MD": ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"), "SMD": ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"),
     "ROM": ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i"), "COR": ("ri", "ni"), "ZCOR": ("ri", "ni"),
 }
 TO_OPTIONS = ("only0", "all", "if0all", "none")
@@ -136,7 +137,7 @@ def escalc(measure: str, data: pd.DataFrame | None = None, *, add: float = 0.5, 
     Parameters
     ----------
     measure : str
-        One of ``RR, OR, RD, IRR, PR, PLN, PLO, MD, SMD, ROM, COR, ZCOR`` (see the module docs).
+        One of ``RR, OR, RD, IRR, PR, PLN, PLO, MN, MD, SMD, ROM, COR, ZCOR`` (see the module docs).
     data : pandas.DataFrame, optional
         Where column names are looked up; the result is a copy with ``yi`` and ``vi`` added.
     add : float
@@ -151,7 +152,7 @@ def escalc(measure: str, data: pd.DataFrame | None = None, *, add: float = 0.5, 
     **columns
         The inputs of the measure, each a column name of ``data`` or an array:
         ``ai, bi, ci, di`` (or ``n1i``, ``n2i`` instead of ``bi``, ``di``), ``xi, ni``,
-        ``x1i, t1i, x2i, t2i``, ``m1i, sd1i, n1i, m2i, sd2i, n2i``, ``ri, ni``.
+        ``x1i, t1i, x2i, t2i``, ``mi, sdi, ni``, ``m1i, sd1i, n1i, m2i, sd2i, n2i``, ``ri, ni``.
 
     Returns
     -------
@@ -181,7 +182,7 @@ def escalc(measure: str, data: pd.DataFrame | None = None, *, add: float = 0.5, 
     if data is not None and len(data) != n:
         raise SpecificationError(f"escalc: data has {len(data)} rows but the inputs have {n}.")
     index = data.index if data is not None else pd.RangeIndex(n)
-    _check_counts(v, [k for k in v if k not in ("m1i", "m2i", "ri")], key, index)
+    _check_counts(v, [k for k in v if k not in ("m1i", "m2i", "mi", "ri")], key, index)
     with np.errstate(divide="ignore", invalid="ignore"):
         if key in ("RR", "OR", "RD"):
             yi, vi = _two_by_two(key, v, add, to, index, drop00)
@@ -192,6 +193,8 @@ def escalc(measure: str, data: pd.DataFrame | None = None, *, add: float = 0.5, 
             yi, vi = np.where(dropped, np.nan, yi), np.where(dropped, np.nan, vi)
         elif key in ("PR", "PLN", "PLO"):
             yi, vi = _proportion(key, v, add, to, index)
+        elif key == "MN":
+            yi, vi = v["mi"], v["sdi"] ** 2 / v["ni"]
         elif key in ("MD", "SMD", "ROM"):
             yi, vi = _means(key, v)
         else:

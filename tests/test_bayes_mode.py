@@ -12,11 +12,10 @@ import numpy as np
 import pytest
 
 import bayesmeta as bm
+from engine_tools import assert_same_fit
 from test_reference_blog import berkey_blocks
 
 pytestmark = pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS")
-
-TOL = 1e-5
 
 
 def _school():
@@ -29,23 +28,11 @@ def _berkey():
                         struct="UN")
 
 
-def _components(fit) -> np.ndarray:
-    return np.concatenate([np.atleast_1d(getattr(fit, name).to_numpy())
-                           for name in ("sigma2", "tau2", "rho") if getattr(fit, name) is not None])
-
-
-def _assert_same_fit(a, b):
-    np.testing.assert_allclose(a.coef.to_numpy(), b.coef.to_numpy(), atol=TOL)
-    np.testing.assert_allclose(a.se.to_numpy(), b.se.to_numpy(), atol=TOL)
-    np.testing.assert_allclose(_components(a), _components(b), atol=TOL)
-    assert abs(a.loglik - b.loglik) < TOL
-
-
 @pytest.mark.parametrize("make", [_school, _berkey], ids=["school", "berkey-UN"])
 @pytest.mark.parametrize("restricted, method", [(False, "ML"), (True, "REML")])
 def test_flat_prior_mode_is_the_likelihood_estimate(make, restricted, method):
     model = make()
-    _assert_same_fit(model.fit("MAP", priors="flat", restricted=restricted), model.fit(method))
+    assert_same_fit(model.fit("MAP", priors="flat", restricted=restricted), model.fit(method))
 
 
 def test_default_prior_mode_is_near_reml():

@@ -48,6 +48,7 @@ cases <- list(
   case("PLO", "PLO", props),
   case("PR", "PR", props),
   case("IRR", "IRR", rates),
+  case("MN", "MN", setNames(means[, c("m1i", "sd1i", "n1i")], c("mi", "sdi", "ni"))),
   case("MD", "MD", means),
   case("SMD", "SMD", means),
   case("ROM", "ROM", means),

@@ -1,0 +1,25 @@
+"""Input checks shared by the builders."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..design import _select_rows
+from ..errors import SpecificationError
+
+
+def check_columns(data: pd.DataFrame, **columns) -> None:
+    """Raise naming the argument whose column is not in ``data`` (``None`` values are skipped)."""
+    if not isinstance(data, pd.DataFrame):
+        raise SpecificationError(f"data: expected a pandas DataFrame, got {type(data).__name__}.")
+    for argument, column in columns.items():
+        if column is not None and column not in data.columns:
+            raise SpecificationError(f"{argument}: column {column!r} not found in data.")
+
+
+def complete(data: pd.DataFrame, columns: list[str], na_action: str) -> pd.DataFrame:
+    """The rows of ``data`` without missing values in ``columns``; the others are dropped
+    with a warning naming them (or refused with ``na_action="raise"``)."""
+    if na_action not in ("drop", "raise"):
+        raise SpecificationError(f"na_action: expected 'drop' or 'raise', got {na_action!r}.")
+    return data.iloc[_select_rows(data, [c for c in columns if c is not None], None, na_action)]

@@ -1,0 +1,27 @@
+"""Test helpers: the Bayesian graph's mode against the likelihood engine."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: MAP (flat priors) against ML/REML: absolute tolerance.
+MODE_TOL = 1e-5
+
+
+def components(fit) -> np.ndarray:
+    """All variance components and correlations of a fit, in one vector."""
+    return np.concatenate([np.atleast_1d(getattr(fit, name).to_numpy())
+                           for name in ("sigma2", "tau2", "rho") if getattr(fit, name) is not None])
+
+
+def assert_same_fit(a, b, tol: float = MODE_TOL) -> None:
+    """Coefficients, SEs, components and log-likelihood agree to ``tol``."""
+    np.testing.assert_allclose(a.coef.to_numpy(), b.coef.to_numpy(), atol=tol)
+    np.testing.assert_allclose(a.se.to_numpy(), b.se.to_numpy(), atol=tol)
+    np.testing.assert_allclose(components(a), components(b), atol=tol)
+    assert abs(a.loglik - b.loglik) < tol
+
+
+def assert_graph_mode_is_reml(model) -> None:
+    """The Bayesian graph under flat priors, with the restricted term, has its mode at REML."""
+    assert_same_fit(model.fit("MAP", priors="flat", restricted=True), model.fit("REML"))
