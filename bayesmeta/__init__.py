@@ -16,6 +16,7 @@ from .model import MetaModel
 from .results import ModeResult
 from .vcalc import vcalc
 from .vcov import ClusterBlocks
+from .wide import wide_to_long
 
 __all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "escalc", "datasets", "SpecificationError", "MissingDataWarning",
            "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "vcalc", "ClusterBlocks",
