@@ -19,6 +19,6 @@ from .vcov import ClusterBlocks
 from .wide import wide_to_long
 
 __all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "escalc", "datasets", "SpecificationError", "MissingDataWarning",
-           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "vcalc", "ClusterBlocks",
+           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "vcalc", "ClusterBlocks", "wide_to_long",
            "lincom", "multilevel", "longitudinal"]
 __version__ = "0.1.0"
