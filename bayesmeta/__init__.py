@@ -6,7 +6,7 @@ reproducing R's metafor) and a Bayesian engine (PyMC) on the same likelihood.
 
 from . import datasets
 from .bayes_results import BayesResult
-from .builders import longitudinal, multilevel
+from .builders import ArmBasedModel, arm_based, longitudinal, multilevel
 from .compare import compare
 from .escalc import escalc
 from .lincom import lincom
@@ -20,5 +20,5 @@ from .wide import wide_to_long
 
 __all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "escalc", "datasets", "SpecificationError", "MissingDataWarning",
            "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "vcalc", "ClusterBlocks", "wide_to_long",
-           "lincom", "multilevel", "longitudinal"]
+           "lincom", "multilevel", "longitudinal", "arm_based", "ArmBasedModel"]
 __version__ = "0.1.0"

@@ -1,6 +1,7 @@
 """Builders: one function per specification family, each returning a MetaModel."""
 
+from .arm_based import ArmBasedModel, arm_based
 from .longitudinal import longitudinal
 from .multilevel import multilevel
 
-__all__ = ["longitudinal", "multilevel"]
+__all__ = ["ArmBasedModel", "arm_based", "longitudinal", "multilevel"]
