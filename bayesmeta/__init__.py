@@ -17,8 +17,9 @@ from .results import ModeResult
 from .vcalc import vcalc
 from .vcov import ClusterBlocks
 from .wide import wide_to_long
+from .gl import gl_covariance
 
 __all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "escalc", "datasets", "SpecificationError", "MissingDataWarning",
-           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "vcalc", "ClusterBlocks", "wide_to_long",
+           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance",
            "lincom", "multilevel", "longitudinal", "arm_based", "ArmBasedModel"]
 __version__ = "0.1.0"
