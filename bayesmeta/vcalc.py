@@ -31,6 +31,7 @@ of two time points, metafor's ``subgroup`` and ``rvars`` are not covered.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,7 +82,7 @@ def _levels(values: np.ndarray) -> tuple[np.ndarray, list]:
 
 
 def _is_number(x) -> bool:
-    return np.isscalar(x) or (isinstance(x, np.ndarray) and x.ndim == 0)
+    return isinstance(x, numbers.Real) or (isinstance(x, np.ndarray) and x.ndim == 0)
 
 
 def _correlation_table(rho, levels: list, what: str) -> np.ndarray:
@@ -221,14 +222,17 @@ def _weights(w1, w2, grp1, grp2, data, labels, k) -> tuple[np.ndarray, np.ndarra
         raise SpecificationError("w2: given without w1.")
     if w2 is not None and grp2 is None:
         raise SpecificationError("w2: given without grp2.")
-    out = []
-    for value, name in ((w1, "w1"), (w2 if w2 is not None else w1, "w2" if w2 is not None else "w1")):
-        arr, what = _resolve(value, name, data)
-        _check_complete(arr, what, labels, k)
-        arr = _numeric(arr, what)
-        _check_positive(arr, what, labels)
-        out.append(arr)
-    return out[0], out[1]
+    first = _positive_column(w1, "w1", data, labels, k)
+    second = first if w2 is None else _positive_column(w2, "w2", data, labels, k)
+    return first, second
+
+
+def _positive_column(value, name: str, data, labels, k) -> np.ndarray:
+    arr, what = _resolve(value, name, data)
+    _check_complete(arr, what, labels, k)
+    arr = _numeric(arr, what)
+    _check_positive(arr, what, labels)
+    return arr
 
 
 def _time(time, phi, data, labels, k) -> tuple[np.ndarray, float]:
@@ -317,12 +321,9 @@ def vcalc(vi, cluster, *, type=None, time=None, obs=None, rho=None, phi: float |
     labels = np.asarray(data.index) if data is not None else np.arange(k)
     if data is not None and len(data) != k:
         raise SpecificationError(f"{cl_what}: has length {k} but data has {len(data)} rows.")
-    v, v_what = _resolve(vi, "vi", data)
-    if len(v) == 1 and k > 1:
-        v = np.repeat(v, k)
-    _check_complete(v, v_what, labels, k)
-    v = _numeric(v, v_what)
-    _check_positive(v, v_what, labels)
+    if _is_number(vi):
+        vi = np.full(k, vi)
+    v = _positive_column(vi, "vi", data, labels, k)
     _check_complete(cl, cl_what, labels, k)
     type_codes, type_levels = _categories(type, "type", data, labels, k)
     obs_codes, obs_levels = _categories(obs, "obs", data, labels, k)
