@@ -6,7 +6,7 @@ reproducing R's metafor) and a Bayesian engine (PyMC) on the same likelihood.
 
 from . import datasets
 from .bayes_results import BayesResult
-from .builders import ArmBasedModel, arm_based, longitudinal, multilevel
+from .builders import ArmBasedModel, NetworkModel, arm_based, longitudinal, multilevel, network
 from .compare import compare
 from .escalc import escalc
 from .lincom import lincom
@@ -21,5 +21,6 @@ from .gl import gl_covariance
 
 __all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "escalc", "datasets", "SpecificationError", "MissingDataWarning",
            "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance",
-           "lincom", "multilevel", "longitudinal", "arm_based", "ArmBasedModel"]
+           "lincom", "multilevel", "longitudinal", "arm_based", "ArmBasedModel",
+           "network", "NetworkModel"]
 __version__ = "0.1.0"

@@ -3,5 +3,6 @@
 from .arm_based import ArmBasedModel, arm_based
 from .longitudinal import longitudinal
 from .multilevel import multilevel
+from .network import NetworkModel, network
 
-__all__ = ["ArmBasedModel", "arm_based", "longitudinal", "multilevel"]
+__all__ = ["ArmBasedModel", "arm_based", "longitudinal", "multilevel", "NetworkModel", "network"]

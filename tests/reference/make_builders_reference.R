@@ -54,4 +54,46 @@ models$arm_fixed_study <- extract(
 models$contrast_rr <- extract(
   fit_str("rma(measure = 'RR', ai = tpos, bi = tneg, ci = cpos, di = cneg, data = bcg)"))
 
+# --- network: smoking cessation (dat.hasselblad1998), exact contrast layout --
+# Each study's arms against its baseline (its first treatment in the order
+# no_contact, then the others sorted), log odds from arm counts with 1/2 added
+# to every arm of a study with a zero cell, the multi-arm covariance (the
+# baseline arm's variance shared), basic parameters d_t against no_contact,
+# random contrast effects with compound symmetry and rho = 1/2.
+h <- dat.hasselblad1998
+trts <- c("no_contact", sort(setdiff(unique(h$trt), "no_contact")))
+zero <- h$study %in% h$study[h$xi == 0 | h$xi == h$ni]
+h$x <- h$xi + 0.5 * zero
+h$n <- h$ni + 1.0 * zero
+h$y <- log(h$x / (h$n - h$x))
+h$v <- 1 / h$x + 1 / (h$n - h$x)
+con <- NULL
+blocks <- list()
+for (s in unique(h$study)) {
+  g <- h[h$study == s, ]
+  g <- g[order(match(g$trt, trts)), ]
+  b <- g[1, ]
+  o <- g[-1, ]
+  design <- paste(g$trt, collapse = "-")
+  con <- rbind(con, data.frame(study = s, design = design, trt = o$trt, base = b$trt, yi = o$y - b$y))
+  blocks[[length(blocks) + 1]] <- matrix(b$v, nrow(o), nrow(o)) + diag(o$v, nrow(o))
+}
+V <- bldiag(blocks)
+Xc <- sapply(trts[-1], function(t) (con$trt == t) - (con$base == t))
+colnames(Xc) <- paste0("d_", trts[-1])
+models$network_exact <- extract(
+  fit_str("rma.mv(yi, V, mods = Xc, intercept = FALSE, random = ~ trt | study, struct = 'CS', rho = 0.5, data = con)"),
+  yi = arr(con$yi), V_blocks = lapply(blocks, mat))
+# design-by-treatment model: a free mean per design and contrast; the global test
+# asks whether these means lie in the span of the consistency columns
+cell <- interaction(con$design, con$trt, drop = TRUE, lex.order = TRUE)
+full <- fit_str("rma.mv(yi, V, mods = ~ 0 + cell, random = ~ trt | study, struct = 'CS', rho = 0.5, data = con)")$fit
+Xd <- t(sapply(levels(cell), function(l) Xc[which(cell == l)[1], ]))
+A <- t(MASS::Null(Xd))
+theta <- coef(full)
+stat <- as.numeric(t(A %*% theta) %*% solve(A %*% vcov(full) %*% t(A)) %*% (A %*% theta))
+models$network_exact_inconsistency <- list(loglik = as.numeric(logLik(full)), QM = stat, df = nrow(A),
+                                           pval = pchisq(stat, nrow(A), lower.tail = FALSE),
+                                           tau2 = full$tau2)
+
 write_group("builders", models)
