@@ -3,6 +3,7 @@
 from .arm_based import ArmBasedModel, arm_based
 from .longitudinal import longitudinal
 from .multilevel import multilevel
+from .multivariate import multivariate
 from .network import NetworkModel, network
 
-__all__ = ["ArmBasedModel", "arm_based", "longitudinal", "multilevel", "NetworkModel", "network"]
+__all__ = ["ArmBasedModel", "arm_based", "longitudinal", "multilevel", "multivariate", "NetworkModel", "network"]

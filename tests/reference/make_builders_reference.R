@@ -96,4 +96,23 @@ models$network_exact_inconsistency <- list(loglik = as.numeric(logLik(full)), QM
                                            pval = pchisq(stat, nrow(A), lower.tail = FALSE),
                                            tau2 = full$tau2)
 
+# --- multivariate: hyp (SEs and a within-study correlation), p53 (missing) ---
+mv_data <- function(name) read.csv(file.path(data_dir, name), stringsAsFactors = FALSE)
+hyp <- mv_data("hyp.csv")
+hyp_long <- data.frame(study = rep(hyp$study, each = 2), outcome = rep(c("SBP", "DBP"), nrow(hyp)),
+                       y = c(rbind(hyp$sbp, hyp$dbp)), ish = rep(hyp$ish, each = 2))
+hyp_long$outcome <- factor(hyp_long$outcome, levels = c("SBP", "DBP"))
+hyp_V <- lapply(seq_len(nrow(hyp)), function(i) {
+  s <- c(hyp$sbp_se[i], hyp$dbp_se[i])
+  outer(s, s) * matrix(c(1, hyp$rho[i], hyp$rho[i], 1), 2)
+})
+HV <- bldiag(hyp_V)
+models$hyp_un <- extract(fit_str("rma.mv(y, HV, mods = ~ 0 + outcome, random = ~ outcome | study, struct = 'UN', data = hyp_long)"))
+models$hyp_un_ish <- extract(fit_str("rma.mv(y, HV, mods = ~ 0 + outcome + outcome:ish, random = ~ outcome | study, struct = 'UN', data = hyp_long)"))
+p53 <- mv_data("p53.csv")
+p53_long <- data.frame(study = rep(p53$study, each = 2), outcome = rep(c("y1", "y2"), nrow(p53)),
+                       y = c(rbind(p53$y1, p53$y2)), v = c(rbind(p53$V1, p53$V2)))
+p53_long <- p53_long[!is.na(p53_long$y), ]
+models$p53_diag <- extract(fit_str("rma.mv(y, v, mods = ~ 0 + outcome, random = ~ outcome | study, struct = 'DIAG', data = p53_long)"))
+
 write_group("builders", models)
