@@ -6,8 +6,8 @@ reproducing R's metafor) and a Bayesian engine (PyMC) on the same likelihood.
 
 from . import datasets
 from .bayes_results import BayesResult
-from .builders import (ArmBasedModel, NetworkModel, arm_based, longitudinal, multilevel, multivariate,
-                       network)
+from .builders import (ArmBasedModel, DoseResponseModel, NetworkModel, arm_based, dose_response, longitudinal,
+                       multilevel, multivariate, network)
 from .compare import compare
 from .escalc import escalc
 from .lincom import lincom
@@ -23,5 +23,6 @@ from .gl import gl_covariance
 __all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "escalc", "datasets", "SpecificationError", "MissingDataWarning",
            "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance",
            "lincom", "multilevel", "longitudinal", "arm_based", "ArmBasedModel",
-           "network", "NetworkModel", "multivariate"]
+           "network", "NetworkModel", "multivariate",
+           "dose_response", "DoseResponseModel"]
 __version__ = "0.1.0"

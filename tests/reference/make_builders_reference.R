@@ -115,4 +115,20 @@ p53_long <- data.frame(study = rep(p53$study, each = 2), outcome = rep(c("y1", "
 p53_long <- p53_long[!is.na(p53_long$y), ]
 models$p53_diag <- extract(fit_str("rma.mv(y, v, mods = ~ 0 + outcome, random = ~ outcome | study, struct = 'DIAG', data = p53_long)"))
 
+# --- dose-response: alcohol NL2 (Table 4), pooled relative risks on a grid ---
+# Greenland-Longnecker V from dosresmeta (the shared JSON); the spline curve's
+# log RR at dose d against dose 0 is (ns(d) - ns(0))' b.
+suppressPackageStartupMessages(library(splines))
+alcohol <- mv_data("alcohol.csv")
+sub <- alcohol[!is.na(alcohol$se), ]
+gl <- jsonlite::fromJSON(file.path(data_dir, "alcohol_gl_covariances.json"), simplifyVector = TRUE)$S
+Vgl <- bldiag(lapply(unique(sub$id), function(s) as.matrix(gl[[s]])))
+nl2 <- fit_str('rma.mv(logrr, Vgl, mods = ~ 0 + ns(dose, knots = c(10, 25)), random = ~ 0 + dose | id, struct = "GEN", data = sub, method = "ML")')$fit
+grid <- c(0, 5, 12, 20, 30, 45, 60)
+basis <- ns(sub$dose, knots = c(10, 25))
+centred <- predict(basis, grid) - predict(basis, rep(0, length(grid)))
+pr <- predict(nl2, newmods = unname(as.matrix(centred)))
+models$alcohol_nl2_curve <- list(dose = arr(grid), logrr = arr(pr$pred), se = arr(pr$se),
+                                 RR = arr(exp(pr$pred)), RR_lb = arr(exp(pr$ci.lb)), RR_ub = arr(exp(pr$ci.ub)))
+
 write_group("builders", models)
