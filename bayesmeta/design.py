@@ -22,9 +22,10 @@ from scipy.sparse.csgraph import connected_components
 from . import splines  # noqa: F401  (registers the ns() transform with formulaic)
 from .errors import DenseBlockWarning, MissingDataWarning, SpecificationError, format_rows
 from .formula import GroupedTerm, NestedTerm, SlopeTerm
-from .likelihood import Batch, Evaluation, evaluate, evaluate_nested
+from .likelihood import Batch, Evaluation, evaluate, evaluate_nested, evaluate_nested_groups
 from .nested import NestedDesign, build_nested
 from .parameters import CovarianceTerm
+from .scale import encode_scale, requested, resolve_levels, scale_columns
 from .structures import get_structure
 from .vcov import BlockDiagonal, as_block_diagonal, check_block_diagonal, from_variances
 
@@ -96,6 +97,9 @@ class Design:
         Re-encodes new data for prediction.
     nested : NestedDesign or None
         Set when the O(n) closed form for nested random intercepts applies.
+    scales : tuple
+        Location-scale models: per covariance term, its
+        :class:`~bayesmeta.scale.ScaleDesign` or None (empty without scale models).
     """
 
     y: np.ndarray
@@ -109,6 +113,7 @@ class Design:
     batches: tuple
     model_spec: object
     nested: NestedDesign | None = None
+    scales: tuple = ()
 
     @property
     def n(self) -> int:
@@ -146,18 +151,7 @@ class Design:
             elif enc.z_spec is not None:
                 needed |= set(enc.z_spec.required_variables)
         _check_columns(newdata, needed, "newdata")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            X = np.asarray(self.model_spec.rhs.get_model_matrix(newdata, na_action="ignore"), dtype=float)
-        unseen = [w for w in caught if type(w.message).__name__ == "DataMismatchWarning"]
-        if unseen:  # formulaic would code a level it has not seen as a row of zeros or NaN
-            levels = re.search(r"\{.*\}", str(unseen[0].message))
-            raise SpecificationError(f"newdata: factor level(s) {levels.group(0) if levels else ''} not in the data "
-                                     "the model was built on.")
-        if not np.all(np.isfinite(X)):
-            bad = newdata.index[~np.isfinite(X).all(axis=1)]
-            raise SpecificationError(f"newdata: missing values or factor levels not in the model in rows "
-                                     f"{format_rows(bad)}.")
+        X = encode_new(self.model_spec.rhs, newdata, "newdata")
         return X, [enc.new_z(newdata) for enc in self.encodings]
 
     def evaluate(self, G: list[np.ndarray], reml: bool, gradient: bool = False,
@@ -173,6 +167,44 @@ class Design:
             return evaluate_nested(self.nested, G, self.n, self.p, logdet_xtx, reml, gradient)
         return evaluate(list(self.batches), G, self.n, self.p, logdet_xtx, reml, gradient)
 
+    def evaluate_groups(self, variances: list[np.ndarray], reml: bool, jacobians: list[np.ndarray] | None = None,
+                        logdet_xtx: float | None = None) -> Evaluation:
+        """Profiled (restricted) log-likelihood with one variance per group of every term.
+
+        For location-scale models (which always have the nested closed form).
+        ``jacobians`` (per term, (n_groups, P)) ask for the gradient along P
+        parameters, returned as the evaluation's ``dtheta``.
+        """
+        if logdet_xtx is None:
+            logdet_xtx = self.logdet_xtx if reml else 0.0
+        return evaluate_nested_groups(self.nested, variances, self.n, self.p, logdet_xtx, reml, jacobians)
+
+
+def encode_new(spec, newdata: pd.DataFrame, where: str) -> np.ndarray:
+    """Encode new rows with a formulaic ModelSpec exactly as the data it was built on.
+
+    Raises
+    ------
+    SpecificationError
+        For missing columns, factor levels the model has not seen, or missing values.
+    """
+    if not isinstance(newdata, pd.DataFrame):
+        raise SpecificationError(f"newdata: expected a pandas DataFrame, got {type(newdata).__name__}.")
+    _check_columns(newdata, set(spec.required_variables), where)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        X = np.asarray(spec.get_model_matrix(newdata, na_action="ignore"), dtype=float)
+    unseen = [w for w in caught if type(w.message).__name__ == "DataMismatchWarning"]
+    if unseen:  # formulaic would code a level it has not seen as a row of zeros or NaN
+        levels = re.search(r"\{.*\}", str(unseen[0].message))
+        raise SpecificationError(f"{where}: factor level(s) {levels.group(0) if levels else ''} not in the data "
+                                 "the model was built on.")
+    if not np.all(np.isfinite(X)):
+        bad = newdata.index[~np.isfinite(X).all(axis=1)]
+        raise SpecificationError(f"{where}: missing values or factor levels not in the model in rows "
+                                 f"{format_rows(bad)}.")
+    return X
+
 
 def _formula_columns(formula: str) -> set[str]:
     return set(Formula(formula).required_variables)
@@ -184,7 +216,7 @@ def _check_columns(data: pd.DataFrame, columns, where: str) -> None:
         raise SpecificationError(f"{where}: unknown column(s) {', '.join(map(repr, sorted(missing)))} in data.")
 
 
-def _used_columns(formula: str, vi, terms) -> list[str]:
+def _used_columns(formula: str, vi, terms, scale=None) -> list[str]:
     cols = _formula_columns(formula)
     if isinstance(vi, str):
         cols.add(vi)
@@ -192,7 +224,18 @@ def _used_columns(formula: str, vi, terms) -> list[str]:
         cols.update(t.columns)
         if isinstance(t, SlopeTerm):
             cols.update(_formula_columns("~ " + t.lhs))
+    for key, scale_formula in requested(scale):
+        cols.update(scale_columns(scale_formula, "scale" if key is None else f"scale[{key!r}]"))
     return sorted(cols)
+
+
+def _encode_scales(scale, encodings, data: pd.DataFrame) -> tuple:
+    """Per covariance term, the ScaleDesign of its variance or None (empty tuple without scale models)."""
+    levels = resolve_levels(scale, encodings)
+    if not levels:
+        return ()
+    return tuple(encode_scale(levels[k], data, enc.codes, enc.groups, enc.term.label) if k in levels else None
+                 for k, enc in enumerate(encodings))
 
 
 def _select_rows(data, columns, vdiag, na_action) -> np.ndarray:
@@ -358,7 +401,7 @@ def _build_batches(y, X, V: BlockDiagonal, encodings, block_of_row) -> tuple[Bat
 
 
 def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=None,
-                 na_action: str = "drop") -> Design:
+                 na_action: str = "drop", scale=None) -> Design:
     """Encode a model specification on data.
 
     Parameters
@@ -372,6 +415,8 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
         Sampling covariance matrix over the rows of ``data``.
     terms : tuple of random terms, or None for the standard model's row-level effect
     na_action : {"drop", "raise"}
+    scale : str or dict, optional
+        Scale formulas of location-scale models (see :mod:`bayesmeta.scale`).
 
     Returns
     -------
@@ -386,7 +431,10 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
     if "~" not in formula or not formula.split("~")[0].strip():
         raise SpecificationError(f"formula: {formula!r} needs an outcome on the left of '~', as in 'yi ~ 1'.")
     n_all = len(data)
-    columns = _used_columns(formula, vi, terms or ())
+    for key, scale_formula in requested(scale):
+        where = "scale" if key is None else f"scale[{key!r}]"
+        _check_columns(data, scale_columns(scale_formula, where), where)
+    columns = _used_columns(formula, vi, terms or (), scale)
     _check_columns(data, columns, "formula/random/vi")
     if isinstance(vi, str):
         v_all = from_variances(pd.to_numeric(data[vi], errors="coerce").to_numpy(float))
@@ -419,9 +467,16 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
     _check_rank(X, names)
     encodings = _encode_terms(terms, used)
     block_of_row = _find_blocks(Vb, encodings, len(y), standard=terms is None)
+    scales = _encode_scales(scale, encodings, used)
     nested = None
     if encodings and all(e.Z is None for e in encodings) and all(st.size == 1 for st in Vb.stacks):
         nested = build_nested(X, y, Vb.diagonal(), [e.codes for e in encodings])
+    if scales and nested is None:
+        problem = ("a V with covariances between rows" if any(st.size > 1 for st in Vb.stacks)
+                   else "random terms that are not nested random intercepts")
+        raise SpecificationError(
+            "scale: location-scale models need sampling variances (vi=, or a diagonal V) and random intercepts "
+            f"whose levels are nested ('~ 1 | a/b'); this model has {problem}.")
     largest = int(np.bincount(block_of_row).max())
     if nested is None and largest > DENSE_BLOCK_WARNING:
         warnings.warn(
@@ -430,4 +485,4 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
             DenseBlockWarning, stacklevel=3)
     batches = () if nested is not None else _build_batches(y, X, Vb, encodings, block_of_row)
     return Design(y, X, names, used.index.to_numpy(), data.index[np.setdiff1d(np.arange(n_all), keep)].to_numpy(),
-                  Vb, encodings, block_of_row, batches, mm.model_spec, nested)
+                  Vb, encodings, block_of_row, batches, mm.model_spec, nested, scales)

@@ -53,13 +53,19 @@ class Batch:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Everything computed at one value of the variance components."""
+    """Everything computed at one value of the variance components.
+
+    ``dG`` holds d loglik / d G_k per covariance term; ``dtheta`` the derivatives
+    along given directions (the parameters of a location-scale model), when the
+    evaluation was asked for them instead.
+    """
 
     loglik: float
     quad: float
     beta: np.ndarray
     vcov: np.ndarray
     dG: list | None
+    dtheta: np.ndarray | None = None
 
 
 def marginal_covariance(batch: Batch, G: list[np.ndarray]) -> np.ndarray:
@@ -156,6 +162,44 @@ def evaluate_nested(nested, G: list[np.ndarray], n: int, p: int, logdet_xtx: flo
 
     s = np.array([g[0, 0] for g in G])
     T, logdet, dT, dlogdet = gram_and_logdet(nested, s, gradient)
+    ev = _profiled(T, logdet, n, p, logdet_xtx, reml)
+    if not gradient:
+        return ev
+    dG = [np.zeros((1, 1)) for _ in G]
+    for level, (k, d) in enumerate(zip(nested.term_index, _directional(dT, dlogdet, ev, p, reml))):
+        dG[k][0, 0] = d
+    return Evaluation(ev.loglik, ev.quad, ev.beta, ev.vcov, dG)
+
+
+def evaluate_nested_groups(nested, variances: list[np.ndarray], n: int, p: int, logdet_xtx: float, reml: bool,
+                           jacobians: list[np.ndarray] | None = None) -> Evaluation:
+    """The closed form with one variance per group (location-scale models).
+
+    Parameters
+    ----------
+    nested : bayesmeta.nested.NestedDesign
+    variances : list of numpy.ndarray
+        Per covariance term, the variance of each of its groups (indexed by group code).
+    jacobians : list of numpy.ndarray, optional
+        Per covariance term, (n_groups, P): the derivatives of the groups' variances
+        with respect to P parameters; the result's ``dtheta`` is then the gradient of
+        the log-likelihood with respect to them.
+    """
+    from .nested import gram_and_logdet_groups
+
+    per_level = [variances[k][codes] for k, codes in zip(nested.term_index, nested.group_codes)]
+    directions = None
+    if jacobians is not None:
+        directions = [jacobians[k][codes] for k, codes in zip(nested.term_index, nested.group_codes)]
+    T, logdet, dT, dlogdet = gram_and_logdet_groups(nested, per_level, directions)
+    ev = _profiled(T, logdet, n, p, logdet_xtx, reml)
+    if jacobians is None:
+        return ev
+    return Evaluation(ev.loglik, ev.quad, ev.beta, ev.vcov, None, _directional(dT, dlogdet, ev, p, reml))
+
+
+def _profiled(T: np.ndarray, logdet: float, n: int, p: int, logdet_xtx: float, reml: bool) -> Evaluation:
+    """Log-likelihood with beta profiled out, from the Gram matrix [X, y]' Sigma^-1 [X, y] and log|Sigma|."""
     A, c, yy = T[:p, :p], T[:p, p], T[p, p]
     try:
         A_inv = np.linalg.inv(A)
@@ -169,12 +213,15 @@ def evaluate_nested(nested, G: list[np.ndarray], n: int, p: int, logdet_xtx: flo
         ll = -0.5 * ((n - p) * LOG_2PI - logdet_xtx + np.linalg.slogdet(A)[1] + logdet + quad)
     else:
         ll = -0.5 * (n * LOG_2PI + logdet + quad)
-    dG = None
-    if gradient:
-        dG = [np.zeros((1, 1)) for _ in G]
-        for level, k in enumerate(nested.term_index):
-            dA, dc, dyy = dT[level, :p, :p], dT[level, :p, p], dT[level, p, p]
-            dquad = dyy - 2 * beta @ dc + beta @ dA @ beta
-            d = dlogdet[level] + dquad + (np.trace(A_inv @ dA) if reml else 0.0)
-            dG[k][0, 0] = -0.5 * d
-    return Evaluation(float(ll), quad, beta, A_inv, dG)
+    return Evaluation(float(ll), quad, beta, A_inv, None)
+
+
+def _directional(dT: np.ndarray, dlogdet: np.ndarray, ev: Evaluation, p: int, reml: bool) -> np.ndarray:
+    """Derivatives of the profiled log-likelihood along the directions of ``dT`` and ``dlogdet``."""
+    beta, A_inv = ev.beta, ev.vcov
+    dA, dc, dyy = dT[:, :p, :p], dT[:, :p, p], dT[:, p, p]
+    dquad = dyy - 2 * dc @ beta + np.einsum("i,kij,j->k", beta, dA, beta)
+    d = dlogdet + dquad
+    if reml:
+        d = d + np.einsum("ij,kji->k", A_inv, dA)
+    return -0.5 * d

@@ -47,6 +47,13 @@ class MetaModel:
         or ``"DIAG"``.
     fixed : dict, optional
         Components held fixed, e.g. ``{"sigma2": [None, 0.0]}`` or ``{"rho": 0.5}``.
+    scale : str or dict, optional
+        Location-scale model: the log of a random level's variance is linear in
+        moderators. ``"~ z"`` models the model's only level (the standard model's
+        heterogeneity, ``log tau_i^2 = z_i' alpha``, as metafor's ``rma(..., scale = ~ z)``);
+        a dict such as ``{"study": "~ w", "district": "~ v"}`` models levels of nested
+        random intercepts, named by their innermost column (moderators must be
+        constant within the groups of their level). See :mod:`bayesmeta.scale`.
     na_action : {"drop", "raise"}
         Drop rows with missing values (with a warning naming them) or raise.
 
@@ -57,10 +64,19 @@ class MetaModel:
     >>> fit = bm.MetaModel("effect ~ 1", data=dat, vi="var", random="~ 1 | district/study").fit()
     >>> round(float(fit.coef.iloc[0]), 4)
     0.1847
+
+    A location-scale model, heterogeneity depending on treatment length:
+
+    >>> dat = bm.datasets.load("bangertdrowns2004")
+    >>> fit = bm.MetaModel("yi ~ length", data=dat, vi="vi", scale="~ length").fit()
+    >>> fit.alpha.round(4)
+    Intercept   -3.6011
+    length       0.0472
+    Name: alpha, dtype: float64
     """
 
     def __init__(self, formula: str, data: pd.DataFrame, *, vi=None, V=None, random=None,
-                 struct=None, fixed: dict | None = None, na_action: str = "drop"):
+                 struct=None, fixed: dict | None = None, scale=None, na_action: str = "drop"):
         if not isinstance(formula, str):
             raise SpecificationError(f"formula: expected a string such as 'yi ~ 1', got {type(formula).__name__}.")
         if random is None and struct is not None:
@@ -69,11 +85,13 @@ class MetaModel:
         self.random = random
         self.struct = struct
         self.fixed = dict(fixed or {})
+        self.scale = scale
         terms = None if random is None else parse_random(random, struct) if random != [] else ()
         self.terms = terms
-        self.design: Design = build_design(formula, data, vi=vi, V=V, terms=terms, na_action=na_action)
-        scale = float(np.sqrt(np.mean(self.design.V.diagonal())))
-        self.param: Parameterization = build_parameterization(self.design.terms, self.fixed, scale)
+        self.design: Design = build_design(formula, data, vi=vi, V=V, terms=terms, na_action=na_action, scale=scale)
+        typical_sd = float(np.sqrt(np.mean(self.design.V.diagonal())))
+        self.param: Parameterization = build_parameterization(self.design.terms, self.fixed, typical_sd,
+                                                              self.design.scales)
         n_parms = self.design.p + self.param.n_free
         if n_parms > self.design.n:
             raise SpecificationError(
@@ -126,6 +144,9 @@ class MetaModel:
             raise SpecificationError(f"test: expected 'z' or 't', got {test!r}.")
         if not 0 < level < 1:
             raise SpecificationError(f"level: expected a number between 0 and 1, got {level!r}.")
+        if method == "FE" and self.param.has_scale:
+            raise SpecificationError("method: 'FE' sets every variance to zero, which a scale model cannot express; "
+                                     "fit the model without scale= instead.")
         control = dict(control or {})
         unknown = set(control) - {"maxiter", "polish"}
         if unknown:
@@ -258,5 +279,6 @@ class MetaModel:
         return bayes.sample_prior(self.design, self.param, prior_set, draws, random_seed)
 
     def __repr__(self) -> str:
-        return (f"MetaModel({self.formula!r}, random={self.random!r}, struct={self.struct!r}, "
+        scale = f", scale={self.scale!r}" if self.scale is not None else ""
+        return (f"MetaModel({self.formula!r}, random={self.random!r}, struct={self.struct!r}{scale}, "
                 f"k={self.design.n}, p={self.design.p})")

@@ -9,9 +9,16 @@ V is diagonal, the marginal covariance of a top-level group is
 and its inverse follows from one Sherman-Morrison update per group, from the
 finest level to the coarsest. Everything the likelihood needs is a Gram matrix
 ``[X, y, 1]' Sigma^-1 [X, y, 1]`` per group: summed over the children of a
-group, then updated for the group's own random intercept. Derivatives with
-respect to each variance s_l are carried along (forward mode), so the gradient
-costs a few more passes of the same O(n) kind.
+group, then updated for the group's own random intercept. Derivatives are
+carried along in forward mode, so the gradient costs a few more passes of the
+same O(n) kind.
+
+The variance may differ between the groups of a level (location-scale models:
+``s_g = exp(w_g' alpha)``): :func:`gram_and_logdet_groups` takes one variance
+per group and, for the derivatives, the derivative of every group's variance
+along a few directions (``ds_g / dalpha = s_g w_g``, one direction per scale
+coefficient); :func:`gram_and_logdet` is the special case of one variance per
+level, with one direction per level.
 """
 
 from __future__ import annotations
@@ -41,6 +48,9 @@ class NestedDesign:
         Sorted position -> original row position.
     row_starts : tuple of numpy.ndarray
         For each level (finest first), the sorted row positions where its groups start.
+    group_codes : tuple of numpy.ndarray
+        For each level (finest first), the code (in its covariance term) of each of
+        its groups, in sorted order.
     """
 
     U: np.ndarray
@@ -49,6 +59,7 @@ class NestedDesign:
     term_index: tuple
     perm: np.ndarray
     row_starts: tuple
+    group_codes: tuple = ()
 
 
 def build_nested(X: np.ndarray, y: np.ndarray, d: np.ndarray, codes: list[np.ndarray]) -> NestedDesign | None:
@@ -83,7 +94,9 @@ def build_nested(X: np.ndarray, y: np.ndarray, d: np.ndarray, codes: list[np.nda
         row_starts.append(group_rows)
         previous = group_rows
     U = np.column_stack([X[perm], y[perm], np.ones(n)])
-    return NestedDesign(U, d[perm], tuple(starts), tuple(reversed(order_terms)), perm, tuple(row_starts))
+    term_index = tuple(reversed(order_terms))
+    group_codes = tuple(codes[k][perm[rs]] for k, rs in zip(term_index, row_starts))
+    return NestedDesign(U, d[perm], tuple(starts), term_index, perm, tuple(row_starts), group_codes)
 
 
 def gram_and_logdet(nd: NestedDesign, s: np.ndarray, gradient: bool):
@@ -102,43 +115,71 @@ def gram_and_logdet(nd: NestedDesign, s: np.ndarray, gradient: bool):
     T : (q, q) array, logdet : float, dT : (L, q, q) or None, dlogdet : (L,) or None
         Derivatives are ordered like ``nd.term_index``.
     """
+    variances = [np.full(len(start), float(s[k])) for start, k in zip(nd.starts, nd.term_index)]
+    directions = None
+    if gradient:
+        L = len(nd.starts)
+        directions = [np.zeros((len(start), L)) for start in nd.starts]
+        for level, D in enumerate(directions):
+            D[:, level] = 1.0
+    return gram_and_logdet_groups(nd, variances, directions)
+
+
+def gram_and_logdet_groups(nd: NestedDesign, variances: list, directions: list | None = None):
+    """The same sums with one variance per group, and derivatives along given directions.
+
+    Parameters
+    ----------
+    nd : NestedDesign
+    variances : list of numpy.ndarray
+        For each level (finest first, as ``nd.starts``), the variance of each of its
+        groups in sorted order.
+    directions : list of numpy.ndarray, optional
+        For each level, an array (n_groups, P): the derivative of every group's
+        variance along each of P directions (e.g. the scale coefficients).
+
+    Returns
+    -------
+    T : (q, q) array, logdet : float, dT : (P, q, q) or None, dlogdet : (P,) or None
+        ``dT`` and ``dlogdet`` are the derivatives along the P directions.
+    """
     U = nd.U
     n, q = U.shape
-    L = len(nd.starts)
-    levels = list(zip(nd.starts, nd.term_index))
+    gradient = directions is not None
+    P = directions[0].shape[1] if gradient else 0
     # a finest level of one-row groups only adds to the diagonal: absorb it there
     d = nd.d.copy()
-    absorbed = len(levels[0][0]) == n
+    absorbed = len(nd.starts[0]) == n
     if absorbed:
-        d += s[levels[0][1]]
+        d = d + variances[0]
     M = U[:, :, None] * U[:, None, :] / d[:, None, None]
     logdet = np.log(d)
     if gradient:
-        dM = np.zeros((n, L, q, q))
-        dlog = np.zeros((n, L))
+        dM = np.zeros((n, P, q, q))
+        dlog = np.zeros((n, P))
         if absorbed:
-            dM[:, 0] = -M / d[:, None, None]
-            dlog[:, 0] = 1.0 / d
-    for level, (start, k) in enumerate(levels):
+            rate = directions[0] / d[:, None]
+            dM = -M[:, None] * rate[:, :, None, None]
+            dlog = rate
+    for level, start in enumerate(nd.starts):
         if level == 0 and absorbed:
             continue
         M = np.add.reduceat(M, start, axis=0)
         logdet = np.add.reduceat(logdet, start)
         a = M[:, -1, -1]
         m = M[:, :, -1]
-        sk = s[k]
+        sk = variances[level]
         denom = 1.0 + sk * a
         c = sk / denom
         mm = m[:, :, None] * m[:, None, :]
         if gradient:
             dM = np.add.reduceat(dM, start, axis=0)
             dlog = np.add.reduceat(dlog, start, axis=0)
-            ds = np.zeros(L)
-            ds[level] = 1.0
+            ds = directions[level]
             da = dM[:, :, -1, -1]
             dm = dM[:, :, :, -1]
-            dlog += (ds[None, :] * a[:, None] + sk * da) / denom[:, None]
-            dc = (ds[None, :] - sk ** 2 * da) / denom[:, None] ** 2
+            dlog += (ds * a[:, None] + sk[:, None] * da) / denom[:, None]
+            dc = (ds - sk[:, None] ** 2 * da) / denom[:, None] ** 2
             cross = dm[:, :, :, None] * m[:, None, None, :]
             dM -= dc[:, :, None, None] * mm[:, None] + c[:, None, None, None] * (cross + np.swapaxes(cross, 2, 3))
         M = M - c[:, None, None] * mm

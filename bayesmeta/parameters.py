@@ -9,7 +9,10 @@ unconstrained vector ``theta`` of the free natural parameters:
 * a single correlation (CS/HCS/AR/HAR): ``rho = lo + (1 - lo) * (tanh(theta) + 1) / 2``,
   with ``lo = -1/(q-1)`` for exchangeable structures (so R stays positive definite);
 * the correlations of a UN matrix: canonical partial correlations ``tanh(theta)``,
-  mapped to a positive definite correlation matrix (LKJ's onion parameterisation).
+  mapped to a positive definite correlation matrix (LKJ's onion parameterisation);
+* the coefficients of a scale model (a level whose variance is log-linear in
+  moderators, :mod:`bayesmeta.scale`), in place of that level's SD:
+  ``alpha = transform @ theta``, the coefficients of standardised moderators.
 """
 
 from __future__ import annotations
@@ -98,24 +101,119 @@ class Parameterization:
         Per term, fixed SD values (NaN where free).
     fixed_rho : tuple of numpy.ndarray
         Per term, fixed correlations (NaN where free).
+    scales : tuple
+        Per term, its :class:`~bayesmeta.scale.ScaleDesign` or None (empty when the
+        model has no scale model). A term with a scale model has no SD and no
+        correlation (empty ``fixed_sd`` and ``fixed_rho``); its theta entries are
+        the standardised scale coefficients.
     """
 
     terms: tuple
     scale: float
     fixed_sd: tuple
     fixed_rho: tuple
+    scales: tuple = ()
+
+    def scale_of(self, k: int):
+        """The scale model of term k, or None."""
+        return self.scales[k] if self.scales else None
+
+    @property
+    def has_scale(self) -> bool:
+        return any(sc is not None for sc in self.scales)
+
+    @property
+    def n_alpha(self) -> int:
+        return sum(sc.r for sc in self.scales if sc is not None)
 
     @property
     def n_free(self) -> int:
-        return int(sum(np.isnan(s).sum() + np.isnan(r).sum() for s, r in zip(self.fixed_sd, self.fixed_rho)))
+        return int(sum(np.isnan(s).sum() + np.isnan(r).sum() for s, r in zip(self.fixed_sd, self.fixed_rho))) \
+            + self.n_alpha
+
+    def _sizes(self) -> list[int]:
+        """Number of theta entries of every term."""
+        return [int(np.isnan(fs).sum() + np.isnan(fr).sum()) + (sc.r if sc is not None else 0)
+                for fs, fr, sc in zip(self.fixed_sd, self.fixed_rho, self.scales or [None] * len(self.terms))]
+
+    def alpha_names(self) -> list[str]:
+        """Names of the scale coefficients (``"level: term"`` when several levels have one)."""
+        models = [sc for sc in self.scales if sc is not None]
+        if len(models) == 1:
+            return list(models[0].names)
+        return [f"{sc.label}: {name}" for sc in models for name in sc.names]
+
+    def alpha_positions(self) -> np.ndarray:
+        """Positions in theta of the (standardised) scale coefficients."""
+        out, pos = [], 0
+        for k, size in enumerate(self._sizes()):
+            sc = self.scale_of(k)
+            if sc is not None:
+                out += list(range(pos + size - sc.r, pos + size))
+            pos += size
+        return np.array(out, dtype=int)
+
+    def alpha_slice(self, k: int) -> slice:
+        """Where the scale coefficients of term k sit among all scale coefficients."""
+        start = sum(sc.r for sc in self.scales[:k] if sc is not None)
+        return slice(start, start + self.scales[k].r)
+
+    def alpha_transform(self) -> np.ndarray:
+        """Matrix (n_alpha, n_free) mapping theta to the scale coefficients alpha."""
+        A = np.zeros((self.n_alpha, self.n_free))
+        row, positions = 0, self.alpha_positions()
+        for sc in (sc for sc in self.scales if sc is not None):
+            A[row:row + sc.r, positions[row:row + sc.r]] = sc.transform
+            row += sc.r
+        return A
+
+    def alpha(self, theta: np.ndarray) -> np.ndarray:
+        """The scale coefficients alpha at ``theta``."""
+        return self.alpha_transform() @ np.asarray(theta, dtype=float) if self.n_alpha else np.zeros(0)
 
     def free_names(self) -> list[str]:
         """Readable names of the free parameters, in theta order."""
-        names = []
-        for t, fs, fr in zip(self.terms, self.fixed_sd, self.fixed_rho):
+        names, alpha = [], iter(self.alpha_names())
+        for k, (t, fs, fr) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho)):
             names += [f"sd[{self._sd_label(t, i)}]" for i in np.flatnonzero(np.isnan(fs))]
             names += [f"rho[{self._rho_label(t, i)}]" for i in np.flatnonzero(np.isnan(fr))]
+            sc = self.scale_of(k)
+            if sc is not None:
+                names += [f"alpha[{next(alpha)}]" for _ in range(sc.r)]
         return names
+
+    def group_variances(self, theta: np.ndarray, jacobian: bool = False) -> tuple[list, list | None]:
+        """Variance of every group of every (random-intercept) term, and its derivatives.
+
+        Returns
+        -------
+        variances : list of numpy.ndarray
+            Per term, (n_groups,): ``exp(w_g' alpha)`` for a term with a scale model,
+            its one variance repeated otherwise.
+        jacobians : list of numpy.ndarray or None
+            Per term, (n_groups, n_free): the derivatives of the variances with
+            respect to theta.
+        """
+        theta = np.asarray(theta, dtype=float)
+        natural = self.natural(theta)
+        variances, jacobians, pos = [], [] if jacobian else None, 0
+        for k, (t, (sd, _), fs, size) in enumerate(zip(self.terms, natural, self.fixed_sd, self._sizes())):
+            sc = self.scale_of(k)
+            J = np.zeros((t.n_groups, self.n_free)) if jacobian else None
+            if sc is not None:
+                W = sc.W_std
+                v = np.exp(W @ theta[pos + size - sc.r:pos + size])
+                if jacobian:
+                    J[:, pos + size - sc.r:pos + size] = v[:, None] * W
+            else:
+                v = np.full(t.n_groups, sd[0] ** 2)
+                if jacobian and np.isnan(fs[0]):
+                    J[:, pos] = 2 * sd[0] ** 2  # d sd^2 / d theta, with sd = scale * exp(theta)
+            variances.append(v)
+            if jacobian:
+                jacobians.append(J)
+            pos += size
+        return variances, jacobians
 
     @staticmethod
     def _sd_label(term: CovarianceTerm, i: int) -> str:
@@ -134,7 +232,12 @@ class Parameterization:
         """Mask of parameters away from their boundaries (SD not ~0, correlation not ~+-1)."""
         mask, pos = [], 0
         natural = self.natural(np.where(np.isneginf(theta), -745.0, theta))
-        for t, fs, fr, (_, rho) in zip(self.terms, self.fixed_sd, self.fixed_rho, natural):
+        for j, (t, fs, fr, (_, rho)) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho, natural)):
+            sc = self.scale_of(j)
+            if sc is not None:  # scale coefficients are unconstrained
+                mask.append(np.ones(sc.r, bool))
+                pos += sc.r
+                continue
             k, r = int(np.isnan(fs).sum()), int(np.isnan(fr).sum())
             mask.append(theta[pos:pos + k] > sd_floor)
             inside = np.abs(theta[pos + k:pos + k + r]) < rho_limit
@@ -152,7 +255,12 @@ class Parameterization:
         """The (sd, rho) vectors of every term at ``theta``."""
         theta = np.asarray(theta, dtype=float)
         out, pos = [], 0
-        for t, fs, fr in zip(self.terms, self.fixed_sd, self.fixed_rho):
+        for k, (t, fs, fr) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho)):
+            sc = self.scale_of(k)
+            if sc is not None:  # no SD or correlation: the variance is exp(w' alpha) per group
+                out.append((np.zeros(0), np.zeros(0)))
+                pos += sc.r
+                continue
             sd = fs.copy()
             free = np.isnan(fs)
             sd[free] = self.scale * np.exp(theta[pos:pos + free.sum()])
@@ -172,10 +280,20 @@ class Parameterization:
         lo, hi = self._rho_bounds(term)
         return lo + (hi - lo) * (np.tanh(th) + 1) / 2
 
-    def theta_from_natural(self, natural: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-        """Inverse of :meth:`natural` (for starting values); SDs must be positive."""
-        parts = []
-        for t, fs, fr, (sd, rho) in zip(self.terms, self.fixed_sd, self.fixed_rho, natural):
+    def theta_from_natural(self, natural: list[tuple[np.ndarray, np.ndarray]], alpha=None) -> np.ndarray:
+        """Inverse of :meth:`natural` (for starting values); SDs must be positive.
+
+        ``alpha`` gives the scale coefficients of the terms with a scale model
+        (concatenated, as :meth:`alpha_names`); zero when omitted.
+        """
+        parts, alpha_pos = [], 0
+        alpha = np.zeros(self.n_alpha) if alpha is None else np.asarray(alpha, dtype=float)
+        for k, (t, fs, fr, (sd, rho)) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho, natural)):
+            sc = self.scale_of(k)
+            if sc is not None:
+                parts.append(np.linalg.solve(sc.transform, alpha[alpha_pos:alpha_pos + sc.r]))
+                alpha_pos += sc.r
+                continue
             parts.append(np.log(np.asarray(sd)[np.isnan(fs)] / self.scale))
             free_r = np.isnan(fr)
             if free_r.any():
@@ -189,11 +307,19 @@ class Parameterization:
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def covariances(self, theta: np.ndarray) -> list[np.ndarray]:
-        """The q x q matrices G_k at ``theta``."""
-        return [t.structure.covariance(sd, rho, t.q) for t, (sd, rho) in zip(self.terms, self.natural(theta))]
+        """The q x q matrices G_k at ``theta`` (None for a term with a scale model: see
+        :meth:`group_variances`)."""
+        return [None if self.scale_of(k) is not None else t.structure.covariance(sd, rho, t.q)
+                for k, (t, (sd, rho)) in enumerate(zip(self.terms, self.natural(theta)))]
 
     def gradient(self, theta: np.ndarray, dG: list[np.ndarray]) -> np.ndarray:
-        """Chain rule: from d(objective)/dG_k (q x q each) to d(objective)/dtheta."""
+        """Chain rule: from d(objective)/dG_k (q x q each) to d(objective)/dtheta.
+
+        Not for models with a scale model, whose likelihood gives d/dtheta directly
+        (through :meth:`group_variances`).
+        """
+        if self.has_scale:
+            raise ValueError("gradient(): the model has a scale model; use group_variances()")
         theta = np.asarray(theta, dtype=float)
         grad, pos = [], 0
         for t, fs, fr, (sd, rho), H in zip(self.terms, self.fixed_sd, self.fixed_rho, self.natural(theta), dG):
@@ -253,7 +379,7 @@ def _as_list(value, n: int, name: str) -> np.ndarray:
     return out
 
 
-def build_parameterization(terms: tuple, fixed: dict | None, scale: float) -> Parameterization:
+def build_parameterization(terms: tuple, fixed: dict | None, scale: float, scales: tuple = ()) -> Parameterization:
     """Turn the user's ``fixed`` dict into per-term fixed SDs and correlations.
 
     Parameters
@@ -264,6 +390,8 @@ def build_parameterization(terms: tuple, fixed: dict | None, scale: float) -> Pa
         variances are given on the variance scale, ``None`` marks a free entry.
     scale : float
         Typical SD for scaling the unconstrained parameters.
+    scales : tuple, optional
+        Per term, its scale model (:class:`~bayesmeta.scale.ScaleDesign`) or None.
     """
     fixed = dict(fixed or {})
     unknown = set(fixed) - {"sigma2", "tau2", "rho", "gamma2", "phi"}
@@ -304,4 +432,11 @@ def build_parameterization(terms: tuple, fixed: dict | None, scale: float) -> Pa
         if np.any(fs[~np.isnan(fs)] < 0):
             raise SpecificationError("fixed: variances must be non-negative.")
     fixed_sd = [np.where(np.isnan(fs), np.nan, np.sqrt(np.abs(fs))) for fs in fixed_sd]
-    return Parameterization(tuple(terms), float(scale), tuple(fixed_sd), tuple(fixed_rho))
+    for k, sc in enumerate(scales):
+        if sc is None:
+            continue
+        if not np.isnan(fixed_sd[k]).all():
+            raise SpecificationError(f"fixed: the variance of {terms[k].label!r} is given by its scale model "
+                                     f"({sc.formula!r}) and cannot be fixed.")
+        fixed_sd[k], fixed_rho[k] = np.zeros(0), np.zeros(0)
+    return Parameterization(tuple(terms), float(scale), tuple(fixed_sd), tuple(fixed_rho), tuple(scales))

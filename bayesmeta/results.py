@@ -40,6 +40,8 @@ class WaldTest:
     pvalue : float
     terms : list of str
         Coefficients involved.
+    part : str
+        ``"location"`` (fixed effects) or ``"scale"`` (scale coefficients).
     """
 
     statistic: float
@@ -47,9 +49,10 @@ class WaldTest:
     df_resid: float
     pvalue: float
     terms: list
+    part: str = "location"
 
     def __str__(self) -> str:
-        name = "QM" if np.isinf(self.df_resid) else "F"
+        name = ("QS" if self.part == "scale" else "QM") if np.isinf(self.df_resid) else "F"
         dfs = f"df = {self.df}" if np.isinf(self.df_resid) else f"df1 = {self.df}, df2 = {self.df_resid:g}"
         p = "< .0001" if self.pvalue < 1e-4 else f"= {self.pvalue:.4f}"
         return f"Test of {', '.join(self.terms)}: {name}({dfs}) = {self.statistic:.4f}, p-val {p}"
@@ -84,6 +87,15 @@ class ModeResult:
         X b and y - X b, indexed by the rows used.
     rows_used, rows_dropped : numpy.ndarray
         Index labels of the data rows used and dropped.
+    alpha, alpha_se, alpha_zval, alpha_pval : pandas.Series
+        Location-scale models: the scale coefficients (log-variance scale) with
+        SEs from the inverse Hessian of the (restricted) log-likelihood, Wald
+        statistics and p-values (t on k - q degrees of freedom with ``test="t"``,
+        q the number of scale coefficients, as metafor).
+    alpha_ci, alpha_vcov : pandas.DataFrame
+        Their Wald intervals and covariance matrix.
+    drifting : list of str
+        Scale coefficients drifting to +-infinity (their SEs are NaN).
     """
 
     design: Design = field(repr=False)
@@ -138,7 +150,7 @@ class ModeResult:
         crit = dist.ppf(0.5 + self.level / 2)
         return pd.DataFrame({"lower": self.coef - crit * self.se, "upper": self.coef + crit * self.se})
 
-    def wald_test(self, terms=None, L=None) -> WaldTest:
+    def wald_test(self, terms=None, L=None, part: str = "location") -> WaldTest:
         """Wald test that some coefficients (or linear combinations ``L b``) are zero.
 
         Parameters
@@ -149,6 +161,10 @@ class ModeResult:
             intercept-only model).
         L : array_like, optional
             Matrix of linear combinations (one row per hypothesis), instead of ``terms``.
+        part : {"location", "scale"}
+            Test the fixed effects (default) or the scale coefficients of a
+            location-scale model (metafor's QS test; F-test on (m, k - q) degrees of
+            freedom with ``test="t"``).
 
         Returns
         -------
@@ -162,7 +178,14 @@ class ModeResult:
         >>> print(fit.wald_test(["ablat"]))
         Test of ablat: QM(df = 1) = 25.2473, p-val < .0001
         """
-        names = list(self.coef.index)
+        if part not in ("location", "scale"):
+            raise SpecificationError(f"part: expected 'location' or 'scale', got {part!r}.")
+        if part == "scale" and not self.param.has_scale:
+            raise SpecificationError("part: 'scale' needs a location-scale model (MetaModel(..., scale=...)).")
+        estimate = self.coef if part == "location" else self.alpha
+        vcov = self.vcov if part == "location" else self.alpha_vcov
+        df_resid = self.df if part == "location" else self.alpha_df
+        names = list(estimate.index)
         if L is None:
             if terms is None:
                 terms = [n for n in names if n != "Intercept"] or names
@@ -177,21 +200,119 @@ class ModeResult:
             if L.shape[1] != len(names):
                 raise SpecificationError(f"L: expected {len(names)} columns (one per coefficient), got {L.shape[1]}.")
             terms = [names[j] for j in np.flatnonzero(np.abs(L).sum(axis=0) > 0)]
-        Lb = L @ self.coef.to_numpy()
-        stat = float(Lb @ np.linalg.solve(L @ self.vcov.to_numpy() @ L.T, Lb))
+        Lb = L @ estimate.to_numpy()
+        covariance = L @ vcov.to_numpy() @ L.T
+        stat = float(Lb @ np.linalg.solve(covariance, Lb)) if np.all(np.isfinite(covariance)) else np.nan
         m = L.shape[0]
         if self.test == "t":
-            return WaldTest(stat / m, m, self.df, float(stats.f.sf(stat / m, m, self.df)), list(terms))
-        return WaldTest(stat, m, np.inf, float(stats.chi2.sf(stat, m)), list(terms))
+            return WaldTest(stat / m, m, df_resid, float(stats.f.sf(stat / m, m, df_resid)), list(terms), part)
+        return WaldTest(stat, m, np.inf, float(stats.chi2.sf(stat, m)), list(terms), part)
 
     def table(self) -> pd.DataFrame:
         """Estimate, SE and interval of every parameter, indexed like the Bayesian results
-        (``beta[name]``, ``sigma2[name]``, ...); variance components have no SE here."""
+        (``beta[name]``, ``alpha[name]``, ``sigma2[name]``, ...); variance components have no SE here."""
         rows = {f"beta[{n}]": (self.coef[n], self.se[n], self.ci.loc[n, "lower"], self.ci.loc[n, "upper"])
                 for n in self.coef.index}
+        rows.update({f"alpha[{n}]": (self.alpha[n], self.alpha_se[n], self.alpha_ci.loc[n, "lower"],
+                                     self.alpha_ci.loc[n, "upper"]) for n in self.alpha.index})
         for family, name, value in self.components[["family", "name", "estimate"]].itertuples(index=False):
             rows[f"{family}[{name}]"] = (value, np.nan, np.nan, np.nan)
         return pd.DataFrame.from_dict(rows, orient="index", columns=["estimate", "se", "lower", "upper"])
+
+    # scale coefficients (location-scale models) ---------------------------
+
+    @cached_property
+    def alpha(self) -> pd.Series:
+        return pd.Series(self.param.alpha(self.estimate.theta), index=self.param.alpha_names(), name="alpha",
+                         dtype=float)
+
+    @cached_property
+    def alpha_vcov(self) -> pd.DataFrame:
+        names = self.param.alpha_names()
+        values = self.estimate.alpha_vcov if self.estimate.alpha_vcov is not None else np.zeros((0, 0))
+        return pd.DataFrame(values, index=names, columns=names)
+
+    @cached_property
+    def alpha_se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.alpha_vcov)), index=self.alpha.index, name="se", dtype=float)
+
+    @property
+    def alpha_df(self) -> float:
+        """Degrees of freedom of the scale coefficients' tests (k - q for t-tests, inf for z)."""
+        return float(self.k - self.param.n_alpha) if self.test == "t" else np.inf
+
+    @cached_property
+    def alpha_zval(self) -> pd.Series:
+        return (self.alpha / self.alpha_se).rename("tval" if self.test == "t" else "zval")
+
+    @cached_property
+    def alpha_pval(self) -> pd.Series:
+        dist = stats.t(self.alpha_df) if self.test == "t" else stats.norm
+        return pd.Series(2 * dist.sf(np.abs(self.alpha_zval)), index=self.alpha.index, name="pval", dtype=float)
+
+    @cached_property
+    def alpha_ci(self) -> pd.DataFrame:
+        dist = stats.t(self.alpha_df) if self.test == "t" else stats.norm
+        crit = dist.ppf(0.5 + self.level / 2)
+        return pd.DataFrame({"lower": self.alpha - crit * self.alpha_se, "upper": self.alpha + crit * self.alpha_se})
+
+    def predict_variance(self, newdata: pd.DataFrame | None = None, term: str | None = None,
+                         level: float | None = None) -> pd.DataFrame:
+        """Fitted variances of a scale model (e.g. tau_i^2) with Wald intervals.
+
+        The linear predictor ``w' alpha`` (a log variance) gets its SE from the
+        covariance of alpha; the interval is exponentiated, as metafor's
+        ``predict(fit, newscale = ..., transf = exp)``.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            Scale-moderator values; default: every group of the level (every row for
+            the row-level heterogeneity).
+        term : str, optional
+            The level (as named in ``scale=``), when several have a scale model.
+        level : float, optional
+            Confidence level (default: the fit's).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``pred`` (the variance), ``ci_lb``, ``ci_ub``, and ``log_pred``/``log_se``
+            (the log variance and its SE).
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> import pandas as pd
+        >>> dat = bm.datasets.load("bangertdrowns2004")
+        >>> fit = bm.MetaModel("yi ~ length", data=dat, vi="vi", scale="~ length").fit()
+        >>> fit.predict_variance(pd.DataFrame({"length": [1, 10, 20]})).round(4)
+             pred   ci_lb   ci_ub  log_pred  log_se
+        0  0.0286  0.0054  0.1512   -3.5539  0.8496
+        1  0.0437  0.0174  0.1101   -3.1295  0.4710
+        2  0.0701  0.0140  0.3502   -2.6580  0.8208
+        """
+        from .scale import select_level
+
+        k = select_level(self.param.scales, term)
+        sc = self.param.scales[k]
+        part = self.param.alpha_slice(k)
+        alpha = self.alpha.to_numpy()[part]
+        vcov = self.alpha_vcov.to_numpy()[part, part]
+        W0 = sc.W if newdata is None else sc.new_W(newdata)
+        index = pd.Index(sc.groups) if newdata is None else newdata.index
+        log_pred = W0 @ alpha
+        log_se = np.sqrt(np.einsum("ni,ij,nj->n", W0, vcov, W0))
+        dist = stats.t(self.alpha_df) if self.test == "t" else stats.norm
+        crit = dist.ppf(0.5 + (self.level if level is None else level) / 2)
+        return pd.DataFrame({"pred": np.exp(log_pred), "ci_lb": np.exp(log_pred - crit * log_se),
+                             "ci_ub": np.exp(log_pred + crit * log_se), "log_pred": log_pred, "log_se": log_se},
+                            index=index)
+
+    @property
+    def drifting(self) -> list[str]:
+        """Scale coefficients that drift to +-infinity (a group variance estimated as zero)."""
+        return [c for d in self.estimate.drift for c in d.coefficients]
 
     # variance components -------------------------------------------------
 
@@ -326,6 +447,10 @@ class ModeResult:
     def is_standard(self) -> bool:
         """Whether this is the standard random-effects model (one row-level effect)."""
         return len(self.param.terms) == 1 and self.param.terms[0].label == ROW_TERM
+
+    @property
+    def is_location_scale(self) -> bool:
+        return self.param.has_scale
 
     def summary(self) -> str:
         """A printable report in the style of metafor's ``print.rma.mv``."""

@@ -43,12 +43,29 @@ def format_components(fit) -> str:
     return "Variance Components:\n\n" + _table(show) + "\n"
 
 
+def _coefficient_table(estimate, se, zval, pval, ci, stat: str) -> str:
+    table = pd.DataFrame({
+        "estimate": estimate.map(_fmt), "se": se.map(_fmt), stat: zval.map(_fmt),
+        "pval": pval.map(lambda p: "NA" if np.isnan(p) else "<.0001" if p < 1e-4 else f"{p:.4f}"),
+        "ci.lb": ci["lower"].map(_fmt), "ci.ub": ci["upper"].map(_fmt),
+        "": pval.map(lambda p: "" if np.isnan(p) else _stars(p)),
+    })
+    return table.to_string()
+
+
+def _omnibus(test, what: str) -> str:
+    return str(test).replace("Test of", f"Test of {what},", 1)
+
+
 def format_mode_summary(fit) -> str:
     """Summary of a :class:`~bayesmeta.results.ModeResult`."""
     kind = "Random-Effects Model" if fit.is_standard else "Multivariate Meta-Analysis Model"
     if fit.method == "FE" or not len(fit.param.terms):
         kind = "Fixed-Effects Model"
-    lines = [f"{kind} (k = {fit.k}; method: {_TITLES[fit.method]})"]
+    scale = fit.is_location_scale
+    if scale:
+        kind = "Location-Scale Model" if fit.is_standard else "Multilevel Location-Scale Model"
+    lines = [f"{kind} (k = {fit.k}; method: {_TITLES.get(fit.method, fit.method)})"]
     if len(fit.rows_dropped):
         lines.append(f"({len(fit.rows_dropped)} row(s) with missing values dropped)")
     lines.append("")
@@ -63,23 +80,27 @@ def format_mode_summary(fit) -> str:
     lines.append(f"Q(df = {fit.q_df}) = {fit.q:.4f}, p-val {_pval(fit.q_pvalue)}; I^2 = {100 * fit.i2:.1f}%")
     lines.append("")
     if fit.p > 1 or "Intercept" not in fit.coef.index:
-        lines.append(str(fit.wald_test()).replace("Test of", "Test of Moderators,", 1))
+        lines.append(_omnibus(fit.wald_test(), "Location Coefficients" if scale else "Moderators"))
         lines.append("")
-    lines.append("Model Results:")
-    lines.append("")
     stat = "tval" if fit.test == "t" else "zval"
-    table = pd.DataFrame({
-        "estimate": fit.coef.map(_fmt), "se": fit.se.map(_fmt), stat: fit.zval.map(_fmt),
-        "pval": fit.pval.map(lambda p: "<.0001" if p < 1e-4 else f"{p:.4f}"),
-        "ci.lb": fit.ci["lower"].map(_fmt), "ci.ub": fit.ci["upper"].map(_fmt),
-        "": fit.pval.map(_stars),
-    })
-    lines.append(table.to_string())
+    lines.append("Model Results (Location):" if scale else "Model Results:")
     lines.append("")
+    lines.append(_coefficient_table(fit.coef, fit.se, fit.zval, fit.pval, fit.ci, stat))
+    lines.append("")
+    if scale:
+        if len(fit.alpha) > 1 or "Intercept" not in fit.alpha.index:
+            lines.append(_omnibus(fit.wald_test(part="scale"), "Scale Coefficients"))
+            lines.append("")
+        levels = ", ".join(f"{sc.label}: log variance {sc.formula}" for sc in fit.param.scales if sc is not None)
+        lines.append(f"Model Results (Scale; {levels}):")
+        lines.append("")
+        lines.append(_coefficient_table(fit.alpha, fit.alpha_se, fit.alpha_zval, fit.alpha_pval, fit.alpha_ci, stat))
+        lines.append("")
     lines.append("---\nSignif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1")
     notes = []
     if fit.boundary:
         notes.append("estimated on the boundary: " + ", ".join(fit.boundary))
+    notes += [f"drifting scale coefficients: {d}" for d in fit.estimate.drift]
     if not fit.converged:
         notes.append(f"the optimizer may not have converged ({fit.estimate.message})")
     if notes:

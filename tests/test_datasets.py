@@ -12,7 +12,7 @@ from bayesmeta import datasets
 SHAPES = {"school": (56, 5), "thrombolytic": (38, 10), "bcg": (13, 13), "smoking": (24, 19), "gliomas": (68, 8),
           "alcohol": (48, 7), "berkey98": (5, 7), "dbs": (46, 12), "hyp": (10, 7), "p53": (6, 5),
           "fibrinogen": (31, 15), "hsls": (8, 10), "konstantopoulos2011": (56, 6), "berkey1998": (10, 9),
-          "ishak2007": (46, 11), "hasselblad1998": (50, 7)}
+          "ishak2007": (46, 11), "hasselblad1998": (50, 7), "bangertdrowns2004": (48, 16)}
 
 
 def test_every_file_is_catalogued_and_vice_versa():

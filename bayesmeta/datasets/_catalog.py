@@ -54,4 +54,10 @@ duration), mbase (mean baseline score). From R package metadat.""",
     "hasselblad1998": """Hasselblad (1998) smoking cessation network, arm-level, as in metadat (dat.hasselblad1998).
 Columns: id (row), study, authors, year, trt (treatment: no_contact, self_help, ind_counseling, grp_counseling),
 xi (quitters), ni (participants). From R package metadat.""",
+    "bangertdrowns2004": """Bangert-Drowns et al. (2004): 48 studies of school-based writing-to-learn interventions, as in
+metadat (dat.bangertdrowns2004). Columns: id, author, year, grade (1 elementary, 2 middle, 3 high school,
+4 college), length (treatment length in weeks), minutes (minutes per assignment), wic (tasks completed in
+class), feedback, info, pers, imag (informational, personal, imaginative writing), meta (prompts for
+metacognitive reflection) (0/1 indicators), subject, ni (total sample size), yi (bias-corrected standardized
+mean difference), vi (sampling variance). From R package metadat.""",
 }

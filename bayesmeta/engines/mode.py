@@ -6,6 +6,10 @@ L-BFGS on the unconstrained parameters of
 polished by Newton steps on a finite-difference Hessian of that gradient.
 Variance components whose optimum lies on the boundary are set to exactly zero
 when doing so does not lower the likelihood.
+
+For location-scale models the likelihood is evaluated with one variance per
+group and gives the gradient in theta directly; after the fit, the covariance
+of the scale coefficients is taken from the Hessian (:mod:`bayesmeta.engines.curvature`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from ..design import Design
 from ..errors import ConvergenceWarning
 from ..likelihood import Evaluation, NotPositiveDefinite
 from ..parameters import Parameterization
+from . import curvature
 
 #: theta below which an SD is tried at exactly zero (SD < scale * exp(-9) ~ 1e-4 scale).
 _BOUNDARY_THETA = -9.0
@@ -28,7 +33,12 @@ _ZERO_THETA = -np.inf
 
 @dataclass(frozen=True)
 class ModeEstimate:
-    """Raw output of an ML/REML/FE fit."""
+    """Raw output of an ML/REML/FE fit.
+
+    ``alpha_vcov`` (covariance of the scale coefficients, NaN for drifting ones)
+    and ``drift`` (:class:`~bayesmeta.drift.Drift` records) are set for
+    location-scale models.
+    """
 
     method: str
     theta: np.ndarray
@@ -40,6 +50,8 @@ class ModeEstimate:
     gradient_norm: float
     q_fixed: float
     beta_fixed: np.ndarray
+    alpha_vcov: np.ndarray | None = None
+    drift: tuple = ()
 
 
 class _Objective:
@@ -50,15 +62,29 @@ class _Objective:
         self.logdet_xtx = design.logdet_xtx if reml else 0.0
 
     def evaluate(self, theta: np.ndarray, gradient: bool = False) -> Evaluation:
-        G = self.param.covariances(_finite(theta))
+        theta = _finite(theta)
+        if self.param.has_scale:
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # extreme alphas: checked below
+                variances, jacobians = self.param.group_variances(theta, jacobian=gradient)
+                ev = self.design.evaluate_groups(variances, self.reml, jacobians, self.logdet_xtx)
+            if not (np.isfinite(ev.loglik) and (ev.dtheta is None or np.all(np.isfinite(ev.dtheta)))):
+                raise NotPositiveDefinite("variances out of range")
+            return ev
+        G = self.param.covariances(theta)
         return self.design.evaluate(G, self.reml, gradient, self.logdet_xtx)
+
+    def loglik(self, theta: np.ndarray) -> float:
+        try:
+            return self.evaluate(theta).loglik
+        except NotPositiveDefinite:
+            return -np.inf
 
     def __call__(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         try:
             ev = self.evaluate(theta, gradient=True)
         except NotPositiveDefinite:
             return 1e300, np.zeros_like(theta)
-        g = self.param.gradient(_finite(theta), ev.dG)
+        g = ev.dtheta if ev.dtheta is not None else self.param.gradient(_finite(theta), ev.dG)
         return -ev.loglik, -g
 
     def gradient(self, theta: np.ndarray) -> np.ndarray:
@@ -75,13 +101,17 @@ def _start(design: Design, param: Parameterization) -> np.ndarray:
     beta, *_ = np.linalg.lstsq(design.X, design.y, rcond=None)
     resid = design.y - design.X @ beta
     total = max(np.var(resid) - np.mean(design.V.diagonal()), 0.1 * np.mean(design.V.diagonal()))
-    n_var = sum(int(np.isnan(fs).any()) for fs in param.fixed_sd) or 1
+    n_scale = sum(sc is not None for sc in param.scales)
+    n_var = sum(int(np.isnan(fs).any()) for fs in param.fixed_sd) + n_scale or 1
     natural = []
     for t, fs, fr in zip(param.terms, param.fixed_sd, param.fixed_rho):
         sd = np.where(np.isnan(fs), np.sqrt(total / n_var), fs)
         rho = np.where(np.isnan(fr), 0.0, fr)
         natural.append((sd, rho))
-    return param.theta_from_natural(natural)
+    # scale models: the same variance for every group (least squares in the log-variance)
+    alpha = [np.linalg.lstsq(sc.W, np.full(len(sc.W), np.log(total / n_var)), rcond=None)[0]
+             for sc in param.scales if sc is not None]
+    return param.theta_from_natural(natural, np.concatenate(alpha) if alpha else None)
 
 
 def _newton_polish(objective: _Objective, theta: np.ndarray, steps: int = 8, tol: float = 1e-8) -> np.ndarray:
@@ -139,11 +169,35 @@ def _snap_to_boundary(objective: _Objective, theta: np.ndarray) -> np.ndarray:
 
 def _free_sd_positions(param: Parameterization) -> list[int]:
     out, pos = [], 0
-    for fs, fr in zip(param.fixed_sd, param.fixed_rho):
+    for fs, size in zip(param.fixed_sd, param._sizes()):
         k = int(np.isnan(fs).sum())
         out += list(range(pos, pos + k))
-        pos += k + int(np.isnan(fr).sum())
+        pos += size
     return out
+
+
+def scale_inference(objective: _Objective, theta: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """Drifting scale coefficients and the covariance of the scale coefficients at an estimate.
+
+    The covariance is the inverse Hessian of the negative (restricted)
+    log-likelihood over every free variance parameter off its boundary, mapped to
+    the scale coefficients; drifting coefficients are held fixed (NaN rows).
+    """
+    param = objective.param
+    drift = ()
+    idx = np.flatnonzero(np.isfinite(theta) & param.interior(theta, _BOUNDARY_THETA))
+    idx = np.union1d(idx, param.alpha_positions()).astype(int)
+    to_alpha = param.alpha_transform()
+    to_reported = np.eye(param.n_free)
+    to_reported[param.alpha_positions()] = to_alpha
+    to_reported = to_reported[np.ix_(idx, idx)]
+    drifting = {c for d in drift for c in d.coefficients}
+    alpha_at = {int(p): name for p, name in zip(param.alpha_positions(), param.alpha_names())}
+    dropped = np.array([alpha_at.get(int(i)) in drifting for i in idx])
+    H = curvature.hessian(objective.gradient, _finite(theta), idx)
+    vcov = curvature.covariance(H, to_reported, dropped)
+    where = np.searchsorted(idx, param.alpha_positions())
+    return vcov[np.ix_(where, where)], drift
 
 
 def fit_mode(design: Design, param: Parameterization, method: str, maxiter: int = 2000,
@@ -199,4 +253,6 @@ def fit_mode(design: Design, param: Parameterization, method: str, maxiter: int 
             ConvergenceWarning, stacklevel=3)
     natural = param.natural(_finite(theta))
     natural = [(np.where(sd < param.scale * np.exp(-700), 0.0, sd), rho) for sd, rho in natural]
-    return ModeEstimate(method, theta, natural, ev, converged, message, int(best.nit), gnorm, fe.quad, fe.beta)
+    alpha_vcov, drift = scale_inference(objective, theta) if param.has_scale else (None, ())
+    return ModeEstimate(method, theta, natural, ev, converged, message, int(best.nit), gnorm, fe.quad, fe.beta,
+                        alpha_vcov, drift)

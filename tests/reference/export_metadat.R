@@ -19,7 +19,8 @@ cat("metadat version:", as.character(packageVersion("metadat")), "\n")
 sets <- c(konstantopoulos2011 = "dat.konstantopoulos2011",
           berkey1998 = "dat.berkey1998",
           ishak2007 = "dat.ishak2007",
-          hasselblad1998 = "dat.hasselblad1998")
+          hasselblad1998 = "dat.hasselblad1998",
+          bangertdrowns2004 = "dat.bangertdrowns2004")
 
 for (nm in names(sets)) {
   x <- get(sets[[nm]], envir = asNamespace("metadat"))
