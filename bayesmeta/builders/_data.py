@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 
 from ..design import _select_rows
@@ -23,3 +25,17 @@ def complete(data: pd.DataFrame, columns: list[str], na_action: str) -> pd.DataF
     if na_action not in ("drop", "raise"):
         raise SpecificationError(f"na_action: expected 'drop' or 'raise', got {na_action!r}.")
     return data.iloc[_select_rows(data, [c for c in columns if c is not None], None, na_action)]
+
+
+def identifier(*parts, taken=()) -> str:
+    """A formula-safe column name from ``parts``, not among ``taken``.
+
+    Examples
+    --------
+    >>> identifier("w", "C", "A-C-D")
+    'w_C_A_C_D'
+    """
+    name = "_".join(re.sub(r"\W+", "_", str(p)).strip("_") for p in parts)
+    while name in taken:
+        name += "_"
+    return name

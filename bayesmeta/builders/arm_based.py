@@ -10,14 +10,12 @@ model is exactly the contrast-based random-effects model.
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 from ..errors import SpecificationError
 from ..lincom import lincom
 from ..model import MetaModel
-from ._data import check_columns, complete
+from ._data import check_columns, complete, identifier
 from .arms import arm_levels, arm_outcomes, check_one_row_per_arm
 
 STUDY_EFFECTS = ("random", "fixed")
@@ -55,13 +53,6 @@ class ArmBasedModel(MetaModel):
             ``estimate``, ``se``, ``lower``, ``upper``, one row ``"<treatment> vs <reference>"``.
         """
         return lincom(result, self.contrast_terms, level=level, transform=transform)
-
-
-def _identifier(text: str, taken) -> str:
-    name = re.sub(r"\W+", "_", text).strip("_") or "arm"
-    while name in taken:
-        name += "_"
-    return name
 
 
 def arm_based(data: pd.DataFrame, *, study: str, arm: str, events: str | None = None, total: str | None = None,
@@ -134,7 +125,7 @@ def arm_based(data: pd.DataFrame, *, study: str, arm: str, events: str | None = 
     else:
         indicators = {}
         for t in treatments[1:]:
-            name = _identifier(f"{arm}_{t}", set(dat.columns) | set(indicators))
+            name = identifier(arm, t, taken=set(dat.columns) | set(indicators))
             indicators[name] = (dat[arm] == t).to_numpy(float)
         dat = dat.assign(**indicators)
         slopes = " + ".join(indicators)

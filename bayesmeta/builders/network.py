@@ -20,15 +20,13 @@ Two layouts of the contrasts:
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pandas as pd
 
 from ..errors import SpecificationError
 from ..lincom import lincom
 from ..model import MetaModel
-from ._data import check_columns, complete
+from ._data import check_columns, complete, identifier
 from .arms import arm_inputs, arm_levels, arm_outcomes, check_one_row_per_arm
 
 #: Contrast measure -> arm-level measure.
@@ -99,10 +97,6 @@ class NetworkModel(MetaModel):
         if not self.interactions:
             raise SpecificationError("inconsistency_test: fit the model with model='inconsistency'.")
         return fit.wald_test(self.interactions)
-
-
-def _name(prefix: str, label) -> str:
-    return prefix + re.sub(r"\W+", "_", str(label)).strip("_")
 
 
 def _zero_corrected(dat: pd.DataFrame, study: str, events: str, total: str) -> pd.DataFrame:
@@ -237,13 +231,13 @@ def network(data: pd.DataFrame, *, study: str, treatment: str, events: str | Non
         raise SpecificationError("augment: reference augmentation is for counts only.")
     y, v = arm_outcomes(dat, ARM_MEASURE[measure], events=events, total=total, mean=mean, sd=sd, n=n, to="none")
     contrasts, blocks = _contrast_rows(dat, y, v, study, treatment, treatments, designs)
-    basic = {t: _name("d_", t) for t in treatments[1:]}
+    basic = {t: identifier("d", t) for t in treatments[1:]}
     columns = {name: (contrasts[treatment] == t).astype(float) - (contrasts["baseline"] == t).astype(float)
                for t, name in basic.items()}
     interactions = []
     if model == "inconsistency":
         for design, t in _interactions(contrasts, treatment, treatments):
-            name = _name(f"w_{_name('', t)}_", design_label(design))
+            name = identifier("w", t, design_label(design))
             columns[name] = ((contrasts["_design"] == design) & (contrasts[treatment] == t)).astype(float)
             interactions.append(name)
     frame = contrasts.drop(columns="_design").assign(**columns)
