@@ -11,7 +11,7 @@ from .builders import (ArmBasedModel, DoseResponseModel, NetworkModel, arm_based
 from .compare import compare
 from .escalc import escalc
 from .lincom import lincom
-from .errors import (BoundaryWarning, ConvergenceWarning, DenseBlockWarning,
+from .errors import (BoundaryWarning, ConvergenceWarning, DenseBlockWarning, DriftWarning,
                      MissingDataWarning, SpecificationError)
 from .model import MetaModel
 from .results import ModeResult
@@ -21,7 +21,7 @@ from .wide import wide_to_long
 from .gl import gl_covariance
 
 __all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "escalc", "datasets", "SpecificationError", "MissingDataWarning",
-           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance",
+           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "DriftWarning", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance",
            "lincom", "multilevel", "longitudinal", "arm_based", "ArmBasedModel",
            "network", "NetworkModel", "multivariate",
            "dose_response", "DoseResponseModel"]

@@ -27,6 +27,10 @@ class BoundaryWarning(UserWarning):
     """A variance component or correlation was estimated on its boundary."""
 
 
+class DriftWarning(BoundaryWarning):
+    """Scale coefficients of a location-scale model drift to +-infinity (a variance estimated as zero)."""
+
+
 def format_rows(rows, limit: int = 10) -> str:
     """Format row labels for an error message, shortening long lists.
 

@@ -228,8 +228,12 @@ class ModeResult:
 
     @cached_property
     def alpha_vcov(self) -> pd.DataFrame:
+        """Covariance of the scale coefficients (NaN rows and columns for drifting ones)."""
         names = self.param.alpha_names()
-        values = self.estimate.alpha_vcov if self.estimate.alpha_vcov is not None else np.zeros((0, 0))
+        values = self.estimate.alpha_vcov.copy() if self.estimate.alpha_vcov is not None else np.zeros((0, 0))
+        drifting = np.isin(names, self.drifting)
+        values[drifting, :] = np.nan
+        values[:, drifting] = np.nan
         return pd.DataFrame(values, index=names, columns=names)
 
     @cached_property
@@ -262,7 +266,9 @@ class ModeResult:
 
         The linear predictor ``w' alpha`` (a log variance) gets its SE from the
         covariance of alpha; the interval is exponentiated, as metafor's
-        ``predict(fit, newscale = ..., transf = exp)``.
+        ``predict(fit, newscale = ..., transf = exp)``. Where a scale coefficient
+        drifts, the predictions that involve the drift get NaN SEs and intervals
+        (their variance is estimated as zero); the others keep theirs.
 
         Parameters
         ----------
@@ -298,11 +304,14 @@ class ModeResult:
         sc = self.param.scales[k]
         part = self.param.alpha_slice(k)
         alpha = self.alpha.to_numpy()[part]
-        vcov = self.alpha_vcov.to_numpy()[part, part]
+        vcov = self.estimate.alpha_vcov[part, part]
         W0 = sc.W if newdata is None else sc.new_W(newdata)
         index = pd.Index(sc.groups) if newdata is None else newdata.index
         log_pred = W0 @ alpha
         log_se = np.sqrt(np.einsum("ni,ij,nj->n", W0, vcov, W0))
+        for d in self.estimate.drift:
+            moved = np.abs(W0 @ np.asarray(d.direction)[part]) > 1e-8 * np.abs(W0).sum(axis=1)
+            log_se[moved] = np.nan
         dist = stats.t(self.alpha_df) if self.test == "t" else stats.norm
         crit = dist.ppf(0.5 + (self.level if level is None else level) / 2)
         return pd.DataFrame({"pred": np.exp(log_pred), "ci_lb": np.exp(log_pred - crit * log_se),

@@ -48,7 +48,7 @@ def hessian(gradient: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, idx
     return (H + H.T) / 2
 
 
-def covariance(H: np.ndarray, to_reported: np.ndarray, dropped: np.ndarray) -> np.ndarray:
+def covariance(H: np.ndarray, to_reported: np.ndarray, flat: np.ndarray | None = None) -> np.ndarray:
     """Covariance of reported parameters ``r = to_reported @ theta`` from the Hessian in theta.
 
     Parameters
@@ -57,26 +57,27 @@ def covariance(H: np.ndarray, to_reported: np.ndarray, dropped: np.ndarray) -> n
         Hessian of the negative log-likelihood in theta.
     to_reported : numpy.ndarray (m, m)
         Invertible linear map from theta to the reported coordinates.
-    dropped : numpy.ndarray of bool (m,)
-        Reported coordinates treated as fixed (drifting coefficients): their rows
-        and columns are NaN, the others are the inverse of the Hessian without them.
+    flat : numpy.ndarray (m, j), optional
+        Directions (in reported coordinates) along which the likelihood is flat
+        (drifting coefficients). The covariance is then that of the estimate
+        projected on their orthogonal complement: it is right for every linear
+        function of the parameters orthogonal to them, and meaningless for the others.
 
     Returns
     -------
     numpy.ndarray (m, m)
-        NaN everywhere when the remaining Hessian is not positive definite.
+        NaN everywhere when the (projected) Hessian is not positive definite.
     """
     m = H.shape[0]
     inv_map = np.linalg.inv(to_reported)
     H_reported = inv_map.T @ H @ inv_map
-    keep = np.flatnonzero(~dropped)
-    out = np.full((m, m), np.nan)
-    if len(keep):
-        sub = H_reported[np.ix_(keep, keep)]
-        try:
-            L = np.linalg.cholesky(sub)
-        except np.linalg.LinAlgError:
-            return out
-        inv_L = np.linalg.inv(L)
-        out[np.ix_(keep, keep)] = inv_L.T @ inv_L
-    return out
+    basis = np.eye(m)
+    if flat is not None and flat.shape[1]:
+        Q, _ = np.linalg.qr(flat, mode="complete")
+        basis = Q[:, flat.shape[1]:]
+    try:
+        L = np.linalg.cholesky(basis.T @ H_reported @ basis)
+    except np.linalg.LinAlgError:
+        return np.full((m, m), np.nan)
+    half = basis @ np.linalg.inv(L).T
+    return half @ half.T

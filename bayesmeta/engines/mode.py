@@ -8,8 +8,9 @@ Variance components whose optimum lies on the boundary are set to exactly zero
 when doing so does not lower the likelihood.
 
 For location-scale models the likelihood is evaluated with one variance per
-group and gives the gradient in theta directly; after the fit, the covariance
-of the scale coefficients is taken from the Hessian (:mod:`bayesmeta.engines.curvature`).
+group and gives the gradient in theta directly; after the fit, drifting scale
+coefficients are detected (:mod:`bayesmeta.drift`) and the covariance of the
+scale coefficients is taken from the Hessian (:mod:`bayesmeta.engines.curvature`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ..design import Design
-from ..errors import ConvergenceWarning
+from ..drift import find_drift
+from ..errors import ConvergenceWarning, DriftWarning
 from ..likelihood import Evaluation, NotPositiveDefinite
 from ..parameters import Parameterization
 from . import curvature
@@ -35,9 +37,9 @@ _ZERO_THETA = -np.inf
 class ModeEstimate:
     """Raw output of an ML/REML/FE fit.
 
-    ``alpha_vcov`` (covariance of the scale coefficients, NaN for drifting ones)
-    and ``drift`` (:class:`~bayesmeta.drift.Drift` records) are set for
-    location-scale models.
+    ``alpha_vcov`` (covariance of the scale coefficients; with drifting ones,
+    that of the projection orthogonal to the drift directions) and ``drift``
+    (:class:`~bayesmeta.drift.Drift` records) are set for location-scale models.
     """
 
     method: str
@@ -181,22 +183,24 @@ def scale_inference(objective: _Objective, theta: np.ndarray) -> tuple[np.ndarra
 
     The covariance is the inverse Hessian of the negative (restricted)
     log-likelihood over every free variance parameter off its boundary, mapped to
-    the scale coefficients; drifting coefficients are held fixed (NaN rows).
+    the scale coefficients; along drift directions the likelihood is flat, so the
+    covariance is that of the projection orthogonal to them
+    (:func:`bayesmeta.engines.curvature.covariance`).
     """
     param = objective.param
-    drift = ()
+    drift = find_drift(param, _finite(theta), objective.loglik, float(np.median(objective.design.V.diagonal())))
+    positions = param.alpha_positions()
     idx = np.flatnonzero(np.isfinite(theta) & param.interior(theta, _BOUNDARY_THETA))
-    idx = np.union1d(idx, param.alpha_positions()).astype(int)
-    to_alpha = param.alpha_transform()
+    idx = np.union1d(idx, positions).astype(int)
+    where = np.searchsorted(idx, positions)
     to_reported = np.eye(param.n_free)
-    to_reported[param.alpha_positions()] = to_alpha
+    to_reported[positions] = param.alpha_transform()
     to_reported = to_reported[np.ix_(idx, idx)]
-    drifting = {c for d in drift for c in d.coefficients}
-    alpha_at = {int(p): name for p, name in zip(param.alpha_positions(), param.alpha_names())}
-    dropped = np.array([alpha_at.get(int(i)) in drifting for i in idx])
+    flat = np.zeros((len(idx), len(drift)))
+    for j, d in enumerate(drift):
+        flat[where, j] = d.direction
     H = curvature.hessian(objective.gradient, _finite(theta), idx)
-    vcov = curvature.covariance(H, to_reported, dropped)
-    where = np.searchsorted(idx, param.alpha_positions())
+    vcov = curvature.covariance(H, to_reported, flat)
     return vcov[np.ix_(where, where)], drift
 
 
@@ -254,5 +258,7 @@ def fit_mode(design: Design, param: Parameterization, method: str, maxiter: int 
     natural = param.natural(_finite(theta))
     natural = [(np.where(sd < param.scale * np.exp(-700), 0.0, sd), rho) for sd, rho in natural]
     alpha_vcov, drift = scale_inference(objective, theta) if param.has_scale else (None, ())
+    for d in drift:
+        warnings.warn(f"{method}: {d}.", DriftWarning, stacklevel=3)
     return ModeEstimate(method, theta, natural, ev, converged, message, int(best.nit), gnorm, fe.quad, fe.beta,
                         alpha_vcov, drift)

@@ -98,6 +98,9 @@ for (m in c("ML", "REML")) {
 # two location and two scale moderators, t-tests
 add("bd_length_meta_REML_t",
     "rma(yi, vi, mods = ~ length + meta, scale = ~ length + meta, data = dat, test = 't', control = CTRL)", bd)
+# a large but finite SE (ML; the heterogeneity of the wic = 0 studies is small, not zero)
+add("bd_wic_ML",
+    "rma(yi, vi, mods = ~ wic, scale = ~ wic, data = dat, method = 'ML', control = CTRL)", bd)
 # scale model without intercept (one log-variance per group)
 add("bd_meta_noint_REML",
     "rma(yi, vi, mods = ~ meta, scale = ~ 0 + factor(meta), data = dat, control = CTRL)", bd)
