@@ -318,6 +318,48 @@ class ModeResult:
                              "ci_ub": np.exp(log_pred + crit * log_se), "log_pred": log_pred, "log_se": log_se},
                             index=index)
 
+    def permutation_test(self, n: int = 1000, random_seed=None, *, part: str = "both", term: str | None = None,
+                         exact: bool | None = None, progressbar: bool = True):
+        """Permutation test of the location and scale coefficients, as metafor's ``permutest``.
+
+        Permutes the scale moderators over the groups of their level (and the
+        rows of the fixed-effects design, or the signs of the outcomes for an
+        intercept-only location model), refits, and compares the z statistics; see
+        :mod:`bayesmeta.permutation`. Exact (every distinct permutation) when there
+        are at most ``n`` of them.
+
+        Parameters
+        ----------
+        n : int
+            Number of permutations (the observed data included) of a random test.
+        random_seed : int, optional
+        part : {"both", "scale", "location"}
+        term : str, optional
+            The level whose scale model is tested, when several have one.
+        exact : bool, optional
+            Force an exact test.
+        progressbar : bool
+            Show a tqdm progress bar.
+
+        Returns
+        -------
+        bayesmeta.permutation.PermutationTest
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> dat = bm.datasets.load("bangertdrowns2004").dropna(subset=["length"])
+        >>> fit = bm.MetaModel("yi ~ length", data=dat, vi="vi", scale="~ length").fit()
+        >>> test = fit.permutation_test(n=1000, random_seed=7, part="scale", progressbar=False)  # doctest: +SKIP
+        >>> test.pval_alpha  # doctest: +SKIP
+        Intercept    0.233
+        length       0.491
+        Name: pval, dtype: float64
+        """
+        from .permutation import permutation_test
+
+        return permutation_test(self, n, random_seed, part=part, term=term, exact=exact, progressbar=progressbar)
+
     @property
     def drifting(self) -> list[str]:
         """Scale coefficients that drift to +-infinity (a group variance estimated as zero)."""

@@ -176,7 +176,7 @@ def select_level(scales: tuple, key: str | None) -> int:
     return matches[0]
 
 
-def _standardising_transform(W: np.ndarray) -> np.ndarray:
+def standardising_transform(W: np.ndarray) -> np.ndarray:
     """T with ``W @ T`` = W with its non-constant columns scaled to unit SD (and centred if a
     constant column exists)."""
     r = W.shape[1]
@@ -250,4 +250,4 @@ def encode_scale(formula: str, data: pd.DataFrame, codes: np.ndarray, groups: tu
             f"{len(bad_groups)} cluster(s) of {label!r}: {format_rows([groups[g] for g in bad_groups])}; "
             "the variance of a cluster-level effect can depend only on moderators constant within clusters.")
     _check_rank(W, names, where)
-    return ScaleDesign(label, formula, tuple(names), W, _standardising_transform(W), mm.model_spec, tuple(groups))
+    return ScaleDesign(label, formula, tuple(names), W, standardising_transform(W), mm.model_spec, tuple(groups))

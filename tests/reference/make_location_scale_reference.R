@@ -134,7 +134,7 @@ models[["tiny_length_REML"]] <- extract(tiny_fit, "rma(yi, vi, scale = ~ length,
 pt_exact <- permutest(tiny_fit, iter = 1000, progbar = FALSE, retpermdist = TRUE)
 perm_exact <- list(
   model = "tiny_length_REML", ids = arr(tiny_ids), iter = 1000, exact = TRUE,
-  n_scale = nrow(pt_exact$zval.alpha.perm), n_location = length(pt_exact$zval.perm),
+  n_scale = nrow(pt_exact$zval.alpha.perm), n_location = nrow(pt_exact$zval.perm),
   pval = arr(pt_exact$pval), QMp = pt_exact$QMp,
   pval_alpha = arr(pt_exact$pval.alpha), QSp = pt_exact$QSp,
   failed_scale = sum(is.na(pt_exact$zval.alpha.perm[, 2])),
