@@ -190,3 +190,14 @@ def test_too_many_values_are_left_out_with_a_warning(monkeypatch):
     with pytest.warns(UserWarning, match="random effects \\(11 per draw\\) and the posterior predictive were not"):
         post = model.fit("laplace", draws=100, random_seed=1)
     assert "u_district" not in post.idata.posterior and "posterior_predictive" not in post.idata.groups()
+
+
+def test_two_terms_on_one_grouping_get_distinct_names():
+    """``~ 1 | trial`` and ``~ outcome | trial``: the second gets its family as a suffix."""
+    from bayesmeta.engines.augment import effect_key
+
+    taken = set()
+    assert effect_key("trial", "sigma2", taken) == "trial"
+    assert effect_key("outcome | trial", "tau2", taken) == "trial_tau2"
+    assert effect_key("district/study", "sigma2", taken) == "district.study"
+    assert taken == {"trial", "trial_tau2", "district.study"}
