@@ -12,7 +12,7 @@ import pytest
 from scipy import stats
 
 import bayesmeta as bm
-from bayesmeta.engines.augment import parameter_draws
+from bayesmeta.engines.augment import effect_key, parameter_draws
 from test_conditional import _berkey, _whitened
 
 pytestmark = pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS")
@@ -194,8 +194,6 @@ def test_too_many_values_are_left_out_with_a_warning(monkeypatch):
 
 def test_two_terms_on_one_grouping_get_distinct_names():
     """``~ 1 | trial`` and ``~ outcome | trial``: the second gets its family as a suffix."""
-    from bayesmeta.engines.augment import effect_key
-
     taken = set()
     assert effect_key("trial", "sigma2", taken) == "trial"
     assert effect_key("outcome | trial", "tau2", taken) == "trial_tau2"
