@@ -13,7 +13,8 @@ from .escalc import escalc
 from .lincom import lincom
 from .errors import (BoundaryWarning, ConvergenceWarning, DenseBlockWarning, DriftWarning,
                      MissingDataWarning, SpecificationError)
-from .lrt import lrt
+from .location_scale import location_scale
+from .likelihood_ratio import lrt
 from .model import MetaModel
 from .results import ModeResult
 from .vcalc import vcalc
@@ -22,7 +23,7 @@ from .wide import wide_to_long
 from .gl import gl_covariance
 
 __all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "escalc", "datasets", "SpecificationError", "MissingDataWarning",
-           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "DriftWarning", "lrt", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance",
+           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "DriftWarning", "lrt", "location_scale", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance",
            "lincom", "multilevel", "longitudinal", "arm_based", "ArmBasedModel",
            "network", "NetworkModel", "multivariate",
            "dose_response", "DoseResponseModel"]

@@ -188,7 +188,9 @@ class ModeResult:
         names = list(estimate.index)
         if L is None:
             if terms is None:
-                terms = [n for n in names if n != "Intercept"] or names
+                own = names if part == "location" else [n for sc in self.param.scales if sc is not None
+                                                        for n in sc.names]
+                terms = [n for n, o in zip(names, own) if o != "Intercept"] or names
             unknown = [t for t in terms if t not in names]
             if unknown:
                 raise SpecificationError(f"terms: unknown coefficient(s) {unknown}; available: {names}.")

@@ -88,7 +88,7 @@ def format_mode_summary(fit) -> str:
     lines.append(_coefficient_table(fit.coef, fit.se, fit.zval, fit.pval, fit.ci, stat))
     lines.append("")
     if scale:
-        if len(fit.alpha) > 1 or "Intercept" not in fit.alpha.index:
+        if any(name != "Intercept" for sc in fit.param.scales if sc is not None for name in sc.names):
             lines.append(_omnibus(fit.wald_test(part="scale"), "Scale Coefficients"))
             lines.append("")
         levels = ", ".join(f"{sc.label}: log variance {sc.formula}" for sc in fit.param.scales if sc is not None)

@@ -84,3 +84,20 @@ def test_small_but_identified_heterogeneity_is_not_flagged():
     fit = bm.MetaModel("yi ~ wic", data=dat, vi="vi", scale="~ wic").fit("ML")
     assert fit.drifting == [] and fit.alpha_se.iloc[0] > 10
     assert_location_scale_matches(fit, REF["bd_wic_ML"])
+
+
+def test_cluster_level_scale_coefficient_drifts_when_those_clusters_do_not_vary():
+    """Multilevel: districts with w = 1 get identical means, so their variance is 0 and alpha[w] -> -inf;
+    the flag names those districts."""
+    from test_location_scale_multilevel import BETA, simulate
+
+    dat = simulate(6, n_districts=40)
+    residual = dat["yi"] - BETA[0] - BETA[1] * dat["x"]
+    flat = dat["w"] == 1
+    dat.loc[flat, "yi"] -= residual.groupby(dat["district"]).transform("mean")[flat]
+    model = bm.MetaModel("yi ~ x", data=dat, vi="vi", random="~ 1 | district/study", scale={"district": "~ w"})
+    with pytest.warns(DriftWarning, match=r"alpha\[w\] -> -inf: the 'district' variance of 20 group\(s\)"):
+        fit = model.fit("ML")
+    assert fit.drifting == ["w"]
+    assert fit.estimate.drift[0].groups == tuple(str(g) for g in sorted(dat.loc[flat, "district"].unique()))
+    assert np.isfinite(fit.alpha_se["Intercept"]) and np.isnan(fit.alpha_se["w"])
