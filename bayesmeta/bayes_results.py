@@ -2,7 +2,8 @@
 
 :class:`BayesResult` wraps an :class:`arviz.InferenceData` whose posterior
 holds ``beta`` (dim ``term``), ``sd`` (dim ``component``), ``cor`` where
-correlations exist, and the frequentist-named deterministics ``sigma2``,
+correlations exist, ``alpha`` (dim ``scale_term``) for location-scale models,
+and the frequentist-named deterministics ``sigma2``,
 ``tau2``, ``rho``, ``gamma2``, ``phi``. Problems of the sampler (divergences,
 R-hat above 1.01, effective sample sizes below 400, low E-BFMI) are computed
 once, raised as :class:`~bayesmeta.errors.ConvergenceWarning` and shown in
@@ -27,7 +28,7 @@ MAX_RHAT = 1.01
 MIN_ESS = 400
 MIN_BFMI = 0.3
 #: Posterior variables reported (those present).
-REPORTED = ("beta", "sigma2", "tau2", "rho", "gamma2", "phi")
+REPORTED = ("beta", "alpha", "sigma2", "tau2", "rho", "gamma2", "phi")
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class BayesResult:
     @property
     def var_names(self) -> list[str]:
         post = self.idata.posterior
-        return [v for v in ("beta", "sd", "cor") if v in post]
+        return [v for v in ("beta", "alpha", "sd", "cor") if v in post]
 
     @cached_property
     def diagnostics(self) -> dict:
@@ -157,17 +158,24 @@ class BayesResult:
             raise ValueError("predict needs the model's design: use a result of MetaModel.sample or fit.")
         level = self.level if level is None else level
         design = self.design
+        scales = self.param.scales or (None,) * len(design.encodings)
         if newdata is None:
             X0, labels = design.X, design.row_labels
             Z0 = [np.ones((design.n, 1)) if enc.Z is None else enc.Z for enc in design.encodings]
-            if X0.shape[1] == 1 and np.ptp(X0[:, 0]) == 0 and all(enc.Z is None for enc in design.encodings):
+            W0 = [None if sc is None else sc.W[enc.codes] for sc, enc in zip(scales, design.encodings)]
+            if (X0.shape[1] == 1 and np.ptp(X0[:, 0]) == 0 and all(enc.Z is None for enc in design.encodings)
+                    and not self.param.has_scale):
                 X0, Z0, labels = X0[:1], [z[:1] for z in Z0], np.array(["new study"])
         else:
             X0, Z0 = design.new_rows(newdata)
+            W0 = [None if sc is None else sc.new_W(newdata) for sc in scales]
             labels = newdata.index.to_numpy()
         beta, G = parameter_draws(self.param, self.idata.posterior)
+        alpha = self._draws("alpha") if self.param.has_scale else None
         mean = beta @ X0.T  # (S, n0)
-        variance = sum(np.einsum("ni,sij,nj->sn", z, g, z) for z, g in zip(Z0, G))
+        variance = sum(np.einsum("ni,sij,nj->sn", z, g, z) if w is None
+                       else np.exp(alpha[:, self.param.alpha_slice(k)] @ w.T)
+                       for k, (z, g, w) in enumerate(zip(Z0, G, W0)))
         rng = np.random.default_rng(random_seed)
         new_study = mean + np.sqrt(np.clip(variance, 0.0, None)) * rng.standard_normal(mean.shape)
         lo, hi = (1 - level) / 2, (1 + level) / 2
@@ -175,6 +183,46 @@ class BayesResult:
                              "ci_lb": np.quantile(mean, lo, axis=0), "ci_ub": np.quantile(mean, hi, axis=0),
                              "pi_lb": np.quantile(new_study, lo, axis=0), "pi_ub": np.quantile(new_study, hi, axis=0)},
                             index=pd.Index(labels))
+
+    def _draws(self, name: str) -> np.ndarray:
+        values = self.idata.posterior[name].values
+        return values.reshape((-1,) + values.shape[2:])
+
+    def predict_variance(self, newdata: pd.DataFrame | None = None, term: str | None = None,
+                         level: float | None = None) -> pd.DataFrame:
+        """Posterior of the variances of a scale model (e.g. tau_i^2) at moderator values.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            Scale-moderator values; default: every group of the level.
+        term : str, optional
+            The level, when several have a scale model.
+        level : float, optional
+            Probability of the equal-tailed intervals (default: the result's).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``pred`` (posterior mean of the variance), ``ci_lb``, ``ci_ub`` (its
+            equal-tailed interval), ``log_pred`` and ``log_se`` (posterior mean and SD
+            of the log variance), as :meth:`ModeResult.predict_variance`.
+        """
+        from .scale import select_level
+
+        if self.param is None:
+            raise ValueError("predict_variance needs the model's parameterisation: use a result of MetaModel.sample.")
+        k = select_level(self.param.scales, term)
+        sc = self.param.scales[k]
+        W0 = sc.W if newdata is None else sc.new_W(newdata)
+        log_var = self._draws("alpha")[:, self.param.alpha_slice(k)] @ W0.T  # (S, n0)
+        level = self.level if level is None else level
+        lo, hi = (1 - level) / 2, (1 + level) / 2
+        var = np.exp(log_var)
+        return pd.DataFrame({"pred": var.mean(axis=0), "ci_lb": np.quantile(var, lo, axis=0),
+                             "ci_ub": np.quantile(var, hi, axis=0), "log_pred": log_var.mean(axis=0),
+                             "log_se": log_var.std(axis=0, ddof=1)},
+                            index=pd.Index(sc.groups) if newdata is None else newdata.index)
 
     def summary(self) -> str:
         """A printable report: diagnostics, posterior table and priors."""

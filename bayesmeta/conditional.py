@@ -73,9 +73,15 @@ def draw_random_effects(design: Design, beta: np.ndarray, G: list[np.ndarray],
 
 
 def draw_prior_effects(design: Design, G: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
-    """Draws of ``u_k ~ N(0, G_k)`` for every group of every term, (S, n_groups_k, q_k)."""
-    return [np.einsum("sij,sgj->sgi", psd_sqrt(g), rng.standard_normal((len(g), enc.term.n_groups, enc.term.q)))
-            for g, enc in zip(G, design.encodings)]
+    """Draws of ``u_k ~ N(0, G_k)`` for every group of every term, (S, n_groups_k, q_k).
+
+    A term with a scale model gives its groups' variances, (S, n_groups), instead of G_k.
+    """
+    out = []
+    for g, enc in zip(G, design.encodings):
+        z = rng.standard_normal((len(g), enc.term.n_groups, enc.term.q))
+        out.append(np.sqrt(g)[:, :, None] * z if g.ndim == 2 else np.einsum("sij,sgj->sgi", psd_sqrt(g), z))
+    return out
 
 
 def random_part(design: Design, effects: list[np.ndarray]) -> np.ndarray:
@@ -115,23 +121,25 @@ class _NestedSampler:
     def draw(self, beta: np.ndarray, G: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
         nd, p = self.nd, self.p
         n_draws = beta.shape[0]
-        variance = [g[:, 0, 0] for g in G]
+        # the variance of every group of every level, (n_groups_level, S) (scale models: one per group)
+        variance = [G[k][:, codes].T if G[k].ndim == 2 else np.broadcast_to(G[k][:, 0, 0], (len(codes), n_draws))
+                    for (_, k), codes in zip(self.levels, self.group_codes)]
         mean = nd.U[:, p][:, None] - nd.U[:, :p] @ beta.T  # residuals (n, S)
         spread = np.repeat(nd.d[:, None], n_draws, axis=1)
         messages = []
-        for start, k in self.levels:
+        for level, (start, k) in enumerate(self.levels):
             precision = np.add.reduceat(1.0 / spread, start, axis=0)
             mean = np.add.reduceat(mean / spread, start, axis=0) / precision
             spread = 1.0 / precision
             messages.append((mean, spread))
-            spread = spread + variance[k]  # integrate the group's own effect out
+            spread = spread + variance[level]  # integrate the group's own effect out
         out = [np.zeros((n_draws, n, 1)) for n in self.n_groups]
         parent = 0.0
         for level in reversed(range(len(self.levels))):
             (mean, spread), k = messages[level], self.levels[level][1]
             if level + 1 < len(self.levels):
                 parent = np.repeat(parent, self.children[level + 1], axis=0)
-            s = variance[k]
+            s = variance[level]
             weight = s / (s + spread)
             total = parent + weight * (mean - parent) + np.sqrt(weight * spread) * rng.standard_normal(mean.shape)
             out[k][:, self.group_codes[level], 0] = (total - parent).T

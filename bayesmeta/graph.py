@@ -33,37 +33,44 @@ def _ids_from_starts(starts: np.ndarray, n_units: int) -> np.ndarray:
     return np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n_units)))
 
 
-def _nested_logp(design: Design, beta, G: list, restricted: bool):
-    """Per-block log-likelihood (and X' Sigma^-1 X) by the nested closed form."""
+def _nested_logp(design: Design, beta, G: list, restricted: bool, variances=None):
+    """Per-block log-likelihood (and X' Sigma^-1 X) by the nested closed form.
+
+    ``variances`` (location-scale models) gives, per term, None or a vector of the
+    variances of its groups (indexed by group code), used instead of ``G``.
+    """
     nd = design.nested
     p = design.p
     X = nd.U[:, :p]
     y = nd.U[:, p]
-    s = [g[0, 0] for g in G]
+    per_group = variances or [None] * len(G)
+    # the variance of every group of every level (finest first), in sorted order
+    s = [G[k][0, 0] if per_group[k] is None else per_group[k][codes]
+         for k, codes in zip(nd.term_index, nd.group_codes)]
     d = pt.as_tensor_variable(nd.d)
-    levels = list(zip(nd.starts, nd.term_index))
+    levels = list(zip(nd.starts, s))
     n = len(y)
     if len(levels[0][0]) == n:  # one-row groups: absorbed into the diagonal
-        d = d + s[levels[0][1]]
+        d = d + levels[0][1]
         levels = levels[1:]
     r = y - pt.dot(X, beta)
     a, b, c, logdet = 1.0 / d, r / d, r ** 2 / d, pt.log(d)
     P = X[:, :, None] * X[:, None, :] / d[:, None, None] if restricted else None
     x1 = X / d[:, None] if restricted else None
     n_units = n
-    for start, k in levels:
+    for start, sk in levels:
         ids = _ids_from_starts(start, n_units)
         n_units = len(start)
         a, b, c, logdet = (_segment_sum(v, ids, n_units) for v in (a, b, c, logdet))
-        denom = 1.0 + s[k] * a
-        c = c - s[k] * b ** 2 / denom
+        denom = 1.0 + sk * a
+        c = c - sk * b ** 2 / denom
         b = b / denom
         a = a / denom
         logdet = logdet + pt.log(denom)
         if restricted:
             P = _segment_sum(P, ids, n_units)
             x1 = _segment_sum(x1, ids, n_units)
-            P = P - s[k] * x1[:, :, None] * x1[:, None, :] / denom[:, None, None]
+            P = P - (sk / denom)[:, None, None] * x1[:, :, None] * x1[:, None, :]
             x1 = x1 / denom[:, None]
     top_rows = nd.row_starts[-1] if nd.row_starts else np.arange(n)
     sizes = np.diff(np.append(top_rows, n))
@@ -145,7 +152,7 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool):
     return pt.concatenate(parts), np.concatenate(ids), A if restricted else None
 
 
-def block_loglik(design: Design, beta, G: list, restricted: bool = False):
+def block_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None):
     """Log-likelihood of every independent block, ordered by block id.
 
     Parameters
@@ -153,9 +160,13 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False):
     design : Design
     beta : pytensor vector (p,)
     G : list of pytensor matrices
-        Random-effect covariance of each covariance term.
+        Random-effect covariance of each covariance term (None for a term with a
+        scale model).
     restricted : bool
         Also return the restricted (REML) term.
+    variances : list, optional
+        Location-scale models: per term, None or the pytensor vector of the
+        variances of its groups, ``exp(W alpha)`` (nested closed form only).
 
     Returns
     -------
@@ -163,7 +174,7 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False):
     restricted_term : pytensor scalar or None
     """
     if design.nested is not None:
-        logp, ids, A = _nested_logp(design, beta, G, restricted)
+        logp, ids, A = _nested_logp(design, beta, G, restricted, variances)
     elif design.batches:
         logp, ids, A = _batched_logp(design, beta, G, restricted)
     else:  # no random effects and no batches: cannot happen (batches are always built otherwise)

@@ -154,13 +154,7 @@ class MetaModel:
         estimate = fit_mode(self.design, self.param, method, **control)
         return ModeResult(self.design, self.param, estimate, test=test, level=level)
 
-    def _check_bayes(self) -> None:
-        if self.param.has_scale:
-            raise SpecificationError("scale: the Bayesian engine does not support location-scale models yet; "
-                                     "use fit('ML') or fit('REML').")
-
     def _fit_bayes_mode(self, method, test, level, priors, restricted, draws, random_seed):
-        self._check_bayes()
         from .bayes_results import BayesResult
         from .engines import bayes
         from .priors import resolve_priors
@@ -186,7 +180,6 @@ class MetaModel:
         -------
         pymc.Model
         """
-        self._check_bayes()
         from .engines.bayes import build_model
         from .priors import resolve_priors
 
@@ -238,7 +231,6 @@ class MetaModel:
         from .engines import bayes
         from .priors import resolve_priors
 
-        self._check_bayes()
         if sampler not in ("pymc", "nutpie"):
             raise SpecificationError(f"sampler: expected 'pymc' or 'nutpie', got {sampler!r}.")
         for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
@@ -279,7 +271,6 @@ class MetaModel:
         from .engines import bayes
         from .priors import resolve_priors
 
-        self._check_bayes()
         if not isinstance(draws, (int, np.integer)) or draws < 1:
             raise SpecificationError(f"draws: expected a positive integer, got {draws!r}.")
         if isinstance(priors, str) and priors == "flat":

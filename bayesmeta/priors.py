@@ -11,8 +11,10 @@ Priors are :class:`pymc_extras.prior.Prior` objects. The ``priors`` argument of
     the shape of the LKJ prior on every unstructured (UN) correlation matrix;
 ``"rho"``
     a Prior for every single correlation of a CS, HCS, AR or HAR structure;
-``"beta[name]"``, ``"sd[label]"``, ``"rho[label]"``
-    overrides for one parameter (names as in :func:`prior_table`).
+``"alpha"``
+    a Prior for every scale coefficient of a location-scale model;
+``"beta[name]"``, ``"sd[label]"``, ``"rho[label]"``, ``"alpha[name]"``
+    overrides for one parameter (names as in :meth:`PriorSet.table`).
 
 Default rule (documented, data-scaled, weakly informative), with
 ``s_y = max(sd(y), |mean(y)|)``:
@@ -24,12 +26,20 @@ Default rule (documented, data-scaled, weakly informative), with
   SD of a random slope on a continuous z: ``HalfNormal(sd(y) / sd(z))``;
 * UN correlation matrices: ``LKJ(eta = 2)``;
 * a single correlation: ``Uniform(lo, 1)``, with lo = -1/(q-1) for exchangeable
-  structures (the positive definite range) and -1 otherwise.
+  structures (the positive definite range) and -1 otherwise;
+* scale coefficients (log-variance scale), with moderators taken over the groups
+  of their level: for a non-constant column w, ``Normal(0, 2.5 / sd(w))`` (a
+  change of one SD of w multiplies the variance by up to e^5 ~ 150 at two prior
+  SDs); for a constant column (the intercept),
+  ``Normal(2 log s, 2.5 (1 + sum_j |mean(w_j)| / sd(w_j)))`` with ``s = sd(y)``,
+  centred where the SD priors put the heterogeneity and wide enough for any
+  intercept implied by uncentred moderators. These keep coefficients that would
+  drift to +-infinity under ML/REML (a group without heterogeneity) finite.
 
 ``priors="flat"`` gives flat priors in every free parameter's own coordinates
 (Flat fixed effects, HalfFlat SDs, uniform single correlations and uniform
-canonical partial correlations of UN matrices): the posterior mode is then the
-ML estimate (REML with the restricted term).
+canonical partial correlations of UN matrices, Flat scale coefficients): the
+posterior mode is then the ML estimate (REML with the restricted term).
 """
 
 from __future__ import annotations
@@ -45,6 +55,8 @@ from .errors import SpecificationError
 from .parameters import Parameterization
 
 DEFAULT_LKJ_ETA = 2.0
+#: Prior SD of a scale coefficient per unit SD of its moderator (log-variance scale).
+ALPHA_SCALE = 2.5
 
 
 @dataclass(frozen=True)
@@ -59,12 +71,15 @@ class PriorSet:
     sd_names: tuple
     rho_names: tuple
     flat: bool = False
+    alpha: tuple = ()
+    alpha_names: tuple = ()
 
     def table(self) -> pd.DataFrame:
         """One row per parameter: its name and prior."""
         rows = [(f"beta[{n}]", str(p)) for n, p in zip(self.beta_names, self.beta)]
         rows += [(f"sd[{n}]", str(p)) for n, p in zip(self.sd_names, self.sd)]
         rows += [(f"rho[{n}]", str(p)) for n, p in zip(self.rho_names, self.rho)]
+        rows += [(f"alpha[{n}]", str(p)) for n, p in zip(self.alpha_names, self.alpha)]
         if self.lkj_eta is not None:
             rows.append(("cor (UN)", "uniform CPCs (flat)" if self.flat else f"LKJ(eta={self.lkj_eta:g})"))
         return pd.DataFrame(rows, columns=["parameter", "prior"])
@@ -108,6 +123,22 @@ def _beta_scales(design: Design) -> list[float]:
     return [10 * sy / s if s > 0 else 10 * sy * (1 + spread) for s in sd]
 
 
+def _alpha_priors(param: Parameterization, sy: float) -> list:
+    """Default Normal priors of the scale coefficients (see the module docstring)."""
+    out = []
+    for sc in param.scales:
+        if sc is None:
+            continue
+        spread = sc.W.std(axis=0)
+        varying = spread > 0
+        width = ALPHA_SCALE * (1 + np.sum(np.abs(sc.W.mean(axis=0)[varying]) / spread[varying]))
+        centre = 2 * np.log(sy) / np.where(varying, 1.0, sc.W[0])  # a constant column c: c * alpha = 2 log s
+        out += [Prior("Normal", mu=0.0, sigma=round(ALPHA_SCALE / s, 6)) if s > 0
+                else Prior("Normal", mu=round(float(m), 6), sigma=round(float(width), 6))
+                for s, m in zip(spread, centre)]
+    return out
+
+
 def resolve_priors(design: Design, param: Parameterization, priors=None) -> PriorSet:
     """Defaults, then the user's ``priors`` dict (or ``"flat"``) on top.
 
@@ -118,17 +149,20 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
     """
     sd_names, rho_names, un_names = free_labels(param)
     beta_names = list(design.coef_names)
+    alpha_names = param.alpha_names()
     if isinstance(priors, str):
         if priors != "flat":
             raise SpecificationError(f"priors: expected a dict or 'flat', got {priors!r}.")
         lo = _rho_lower_bounds(param)
         return PriorSet(tuple(Prior("Flat") for _ in beta_names), tuple(Prior("HalfFlat") for _ in sd_names),
                         tuple(Prior("Uniform", lower=b, upper=1.0) for b in lo), 1.0 if un_names else None,
-                        tuple(beta_names), tuple(sd_names), tuple(rho_names), flat=True)
+                        tuple(beta_names), tuple(sd_names), tuple(rho_names), flat=True,
+                        alpha=tuple(Prior("Flat") for _ in alpha_names), alpha_names=tuple(alpha_names))
     sy = float(np.std(design.y)) or 1.0
     beta = {n: Prior("Normal", mu=0.0, sigma=round(s, 6)) for n, s in zip(beta_names, _beta_scales(design))}
     sd = {n: Prior("HalfNormal", sigma=round(s, 6)) for n, s in zip(sd_names, _sd_scales(design, param, sy))}
     rho = {n: Prior("Uniform", lower=b, upper=1.0) for n, b in zip(rho_names, _rho_lower_bounds(param))}
+    alpha = dict(zip(alpha_names, _alpha_priors(param, sy)))
     eta = DEFAULT_LKJ_ETA if un_names else None
     for key, value in dict(priors or {}).items():
         if key == "lkj_eta":
@@ -137,14 +171,14 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
             eta = float(value) if un_names else None
             continue
         family, _, name = key.partition("[")
-        targets = {"beta": beta, "sd": sd, "rho": rho}.get(family)
+        targets = {"beta": beta, "sd": sd, "rho": rho, "alpha": alpha}.get(family)
         if targets is None:
             raise SpecificationError(
-                f"priors: unknown key {key!r}; use 'beta', 'sd', 'rho', 'lkj_eta' or e.g. 'sd[district]'.")
+                f"priors: unknown key {key!r}; use 'beta', 'sd', 'rho', 'alpha', 'lkj_eta' or e.g. 'sd[district]'.")
         if not isinstance(value, Prior):
             raise SpecificationError(f"priors: {key!r} must be a pymc_extras.prior.Prior, got {type(value).__name__}.")
         if name:
-            name = name.rstrip("]")
+            name = name[:-1] if name.endswith("]") else name
             if name not in targets:
                 raise SpecificationError(
                     f"priors: {key!r} matches no parameter; {family} parameters: {', '.join(targets) or 'none'}.")
@@ -153,7 +187,8 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
             for n in targets:
                 targets[n] = value
     return PriorSet(tuple(beta.values()), tuple(sd.values()), tuple(rho.values()), eta,
-                    tuple(beta_names), tuple(sd_names), tuple(rho_names))
+                    tuple(beta_names), tuple(sd_names), tuple(rho_names),
+                    alpha=tuple(alpha.values()), alpha_names=tuple(alpha_names))
 
 
 def _rho_lower_bounds(param: Parameterization) -> list[float]:

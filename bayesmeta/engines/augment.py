@@ -42,12 +42,15 @@ def effect_key(label: str, family: str, taken: set) -> str:
 
 
 def parameter_draws(param: Parameterization, posterior: xr.Dataset) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Fixed effects (S, p) and per-term covariances (S, q, q) of every draw, chains stacked."""
+    """Fixed effects (S, p) and per-term covariances (S, q, q) of every draw, chains stacked
+    (for a term with a scale model, the variances of its groups, (S, n_groups))."""
     def flat(name):
         values = posterior[name].values
         return values.reshape((-1,) + values.shape[2:])
 
     families = {f for t in param.terms for f in (t.family, FAMILIES.get(t.family)) if f and f in posterior}
+    if param.has_scale:
+        families.add("alpha")
     return flat("beta"), covariances_from_draws(param, {f: flat(f) for f in families})
 
 

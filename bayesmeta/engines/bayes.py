@@ -8,6 +8,15 @@ deterministic ``cor`` (dim ``correlation``). Deterministics ``sigma2``, ``tau2``
 ``rho``, ``gamma2`` and ``phi`` carry the frequentist names of
 :class:`~bayesmeta.results.ModeResult`. The likelihood is the marginal Gaussian
 of :mod:`bayesmeta.graph`, added as a potential, block by block.
+
+Location-scale models add the scale coefficients ``alpha`` (dim ``scale_term``);
+the variance of every group of a level with a scale model is ``exp(W alpha)``.
+NUTS works on the coefficients ``alpha_std`` of the standardised moderators
+(``alpha = T alpha_std``, as the ML/REML engine), which removes the strong
+correlation between an intercept and uncentred moderators; independent Normal
+priors on ``alpha`` (the default) become the equivalent multivariate normal prior
+on ``alpha_std``, flat priors stay flat, and other priors are put on ``alpha``
+directly.
 """
 
 from __future__ import annotations
@@ -80,10 +89,37 @@ def _un_correlations(name: str, q: int, prior_set: PriorSet):
     return _cpc_correlations(2.0 * u - 1.0, q)
 
 
+def _scale_coefficients(param: Parameterization, prior_set: PriorSet):
+    """The scale coefficients ``alpha`` (dim ``scale_term``), and per term the vector of its
+    groups' variances ``exp(W alpha)`` (None for terms without a scale model)."""
+    priors = prior_set.alpha
+    T = param.alpha_transform()[:, param.alpha_positions()]
+    normal = all(p.distribution == "Normal" and set(p.parameters) == {"mu", "sigma"}
+                 and all(np.isscalar(v) for v in p.parameters.values()) for p in priors)
+    if prior_set.flat or normal:
+        if prior_set.flat:
+            alpha_std = pm.Flat("alpha_std", dims="scale_term")
+        else:
+            T_inv = np.linalg.inv(T)
+            mu = np.array([p.parameters["mu"] for p in priors], dtype=float)
+            sigma = np.array([p.parameters["sigma"] for p in priors], dtype=float)
+            cov = T_inv @ np.diag(sigma ** 2) @ T_inv.T
+            alpha_std = pm.MvNormal("alpha_std", mu=T_inv @ mu, cov=(cov + cov.T) / 2, dims="scale_term")
+        alpha = pm.Deterministic("alpha", pt.dot(T, alpha_std), dims="scale_term")
+    else:
+        alpha = _vector_variable("alpha", priors, "scale_term")
+    variances = [None if sc is None else pt.exp(pt.dot(sc.W, alpha[param.alpha_slice(k)]))
+                 for k, sc in enumerate(param.scales)]
+    return alpha, variances
+
+
 def component_labels(param: Parameterization) -> dict[str, list[str]]:
-    """Labels of every component (fixed ones included) by family, in ModeResult order."""
+    """Labels of every component (fixed ones included) by family, in ModeResult order
+    (terms with a scale model have none)."""
     out: dict[str, list[str]] = {}
-    for t in param.terms:
+    for k, t in enumerate(param.terms):
+        if param.scale_of(k) is not None:
+            continue
         out.setdefault(t.family, []).extend(
             [param._sd_label(t, i) for i in range(t.n_sd)])
         corr = FAMILIES.get(t.family)
@@ -116,8 +152,11 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
         coords["correlation"] = rho_labels + un_labels
     for family, names in labels.items():
         coords[f"{family}_name"] = names
+    if param.has_scale:
+        coords["scale_term"] = param.alpha_names()
     with pm.Model(coords=coords) as model:
         beta = _vector_variable("beta", prior_set.beta, "term")
+        variances = _scale_coefficients(param, prior_set)[1] if param.has_scale else None
         sd_free = _vector_variable("sd", prior_set.sd, "component") if sd_labels else None
         if rho_labels:
             model.add_coord("single", rho_labels)
@@ -125,6 +164,9 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
         G, families, cors = [], {f: [] for f in labels}, []
         i_sd = i_rho = 0
         for k, (t, fs, fr) in enumerate(zip(param.terms, param.fixed_sd, param.fixed_rho)):
+            if param.scale_of(k) is not None:
+                G.append(None)
+                continue
             sd = pt.as_tensor_variable(np.nan_to_num(fs))
             free = np.flatnonzero(np.isnan(fs))
             if len(free):
@@ -150,7 +192,7 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
             pm.Deterministic("cor", pt.concatenate(cors).copy(), dims="correlation")
         for family, parts in families.items():
             pm.Deterministic(family, pt.concatenate(parts).copy(), dims=f"{family}_name")
-        logp, term = block_loglik(design, beta, G, restricted=restricted)
+        logp, term = block_loglik(design, beta, G, restricted=restricted, variances=variances)
         if store_block_loglik:
             pm.Deterministic("block_loglik", logp, dims="block")
         pm.Potential("loglik", logp.sum() + (term if restricted else 0.0))
@@ -208,7 +250,11 @@ def natural_from_draws(param: Parameterization, values: dict) -> list:
     """
     cursor = {f: 0 for f in ("sigma2", "tau2", "rho", "gamma2", "phi")}
     natural = []
-    for t in param.terms:
+    n_draws = len(next(iter(values.values()))) if values else 0
+    for k, t in enumerate(param.terms):
+        if param.scale_of(k) is not None:  # no SD: the variances come from alpha
+            natural.append((np.zeros((n_draws, 0)), np.zeros((n_draws, 0))))
+            continue
         family = values[t.family]
         sd = np.sqrt(family[:, cursor[t.family]:cursor[t.family] + t.n_sd])
         cursor[t.family] += t.n_sd
@@ -222,9 +268,17 @@ def natural_from_draws(param: Parameterization, values: dict) -> list:
 
 
 def covariances_from_draws(param: Parameterization, values: dict) -> list[np.ndarray]:
-    """Per term, the random-effect covariance of every draw, (S, q, q)."""
-    return [np.stack([t.structure.covariance(sd_s, rho_s, t.q) for sd_s, rho_s in zip(sd, rho)])
-            for t, (sd, rho) in zip(param.terms, natural_from_draws(param, values))]
+    """Per term, the random-effect covariance of every draw, (S, q, q); for a term with a
+    scale model, the variance of each of its groups in every draw, (S, n_groups), from
+    ``values["alpha"]`` (S, n_alpha)."""
+    out = []
+    for k, (t, (sd, rho)) in enumerate(zip(param.terms, natural_from_draws(param, values))):
+        sc = param.scale_of(k)
+        if sc is not None:
+            out.append(np.exp(values["alpha"][:, param.alpha_slice(k)] @ sc.W.T))
+        else:
+            out.append(np.stack([t.structure.covariance(sd_s, rho_s, t.q) for sd_s, rho_s in zip(sd, rho)]))
+    return out
 
 
 def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, restricted: bool):
@@ -233,18 +287,22 @@ def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, rest
     The fixed effects' covariance is the inverse of the posterior precision of
     beta given the variance components (X' Sigma^-1 X plus the precision of Normal
     priors); the log-likelihood reported is that of the graph's likelihood
-    (restricted if ``restricted``) at the mode.
+    (restricted if ``restricted``) at the mode. Scale coefficients get the inverse
+    of the likelihood's Hessian plus the precision of their Normal priors.
     """
     from ..likelihood import Evaluation
-    from .mode import ModeEstimate
+    from .mode import ModeEstimate, _Objective, scale_inference
 
     model = build_model(design, param, prior_set, restricted=restricted)
     point, raw = pm.find_MAP(model=model, progressbar=False, method="L-BFGS-B", return_raw=True,
                              options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10000})
     natural = [(sd[0], rho[0]) for sd, rho in
                natural_from_draws(param, {k: np.atleast_1d(v)[None] for k, v in point.items()})]
-    G = [t.structure.covariance(sd, rho, t.q) for t, (sd, rho) in zip(param.terms, natural)]
-    profiled = design.evaluate(G, reml=restricted)
+    alpha = np.atleast_1d(point["alpha"]) if param.has_scale else None
+    with np.errstate(divide="ignore"):
+        theta = param.theta_from_natural(natural, alpha)  # an SD of exactly 0 maps to -inf, as in ML/REML
+    objective = _Objective(design, param, restricted)
+    profiled = objective.evaluate(theta)
     beta = np.atleast_1d(point["beta"])
     A = np.linalg.inv(profiled.vcov)
     shift = beta - profiled.beta
@@ -255,11 +313,14 @@ def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, rest
     zero = [np.zeros((t.q, t.q)) for t in param.terms]
     fe = design.evaluate(zero, reml=False)
     gradient_norm = float(np.max(np.abs(raw.jac))) if getattr(raw, "jac", None) is not None else np.nan
-    with np.errstate(divide="ignore"):
-        theta = param.theta_from_natural(natural)  # an SD of exactly 0 maps to -inf, as in ML/REML
+    alpha_vcov, drift = None, ()
+    if param.has_scale:
+        alpha_precision = np.array([1.0 / p.parameters["sigma"] ** 2 if p.distribution == "Normal"
+                                    and np.isscalar(p.parameters.get("sigma")) else 0.0 for p in prior_set.alpha])
+        alpha_vcov, drift = scale_inference(objective, theta, alpha_precision)
     return ModeEstimate("MAP", theta, natural, Evaluation(loglik, profiled.quad, beta, vcov, None),
                         bool(raw.success or gradient_norm < 1e-4), str(raw.message), int(getattr(raw, "nit", 0)),
-                        gradient_norm, fe.quad, fe.beta)
+                        gradient_norm, fe.quad, fe.beta, alpha_vcov, drift)
 
 
 def laplace(design: Design, param: Parameterization, prior_set: PriorSet, draws: int, random_seed,

@@ -48,7 +48,8 @@ def hessian(gradient: Callable[[np.ndarray], np.ndarray], theta: np.ndarray, idx
     return (H + H.T) / 2
 
 
-def covariance(H: np.ndarray, to_reported: np.ndarray, flat: np.ndarray | None = None) -> np.ndarray:
+def covariance(H: np.ndarray, to_reported: np.ndarray, flat: np.ndarray | None = None,
+               extra: np.ndarray | None = None) -> np.ndarray:
     """Covariance of reported parameters ``r = to_reported @ theta`` from the Hessian in theta.
 
     Parameters
@@ -62,6 +63,8 @@ def covariance(H: np.ndarray, to_reported: np.ndarray, flat: np.ndarray | None =
         (drifting coefficients). The covariance is then that of the estimate
         projected on their orthogonal complement: it is right for every linear
         function of the parameters orthogonal to them, and meaningless for the others.
+    extra : numpy.ndarray (m, m), optional
+        Added to the Hessian in reported coordinates (the curvature of a prior).
 
     Returns
     -------
@@ -71,6 +74,8 @@ def covariance(H: np.ndarray, to_reported: np.ndarray, flat: np.ndarray | None =
     m = H.shape[0]
     inv_map = np.linalg.inv(to_reported)
     H_reported = inv_map.T @ H @ inv_map
+    if extra is not None:
+        H_reported = H_reported + extra
     basis = np.eye(m)
     if flat is not None and flat.shape[1]:
         Q, _ = np.linalg.qr(flat, mode="complete")

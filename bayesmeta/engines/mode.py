@@ -178,14 +178,16 @@ def _free_sd_positions(param: Parameterization) -> list[int]:
     return out
 
 
-def scale_inference(objective: _Objective, theta: np.ndarray) -> tuple[np.ndarray, tuple]:
+def scale_inference(objective: _Objective, theta: np.ndarray,
+                    prior_precision: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
     """Drifting scale coefficients and the covariance of the scale coefficients at an estimate.
 
     The covariance is the inverse Hessian of the negative (restricted)
     log-likelihood over every free variance parameter off its boundary, mapped to
     the scale coefficients; along drift directions the likelihood is flat, so the
     covariance is that of the projection orthogonal to them
-    (:func:`bayesmeta.engines.curvature.covariance`).
+    (:func:`bayesmeta.engines.curvature.covariance`). ``prior_precision`` (per scale
+    coefficient) adds the curvature of independent Normal priors (posterior modes).
     """
     param = objective.param
     drift = find_drift(param, _finite(theta), objective.loglik, float(np.median(objective.design.V.diagonal())))
@@ -200,7 +202,11 @@ def scale_inference(objective: _Objective, theta: np.ndarray) -> tuple[np.ndarra
     for j, d in enumerate(drift):
         flat[where, j] = d.direction
     H = curvature.hessian(objective.gradient, _finite(theta), idx)
-    vcov = curvature.covariance(H, to_reported, flat)
+    extra = None
+    if prior_precision is not None:
+        extra = np.zeros((len(idx), len(idx)))
+        extra[where, where] = prior_precision
+    vcov = curvature.covariance(H, to_reported, flat, extra)
     return vcov[np.ix_(where, where)], drift
 
 
