@@ -206,7 +206,9 @@ class BayesResult:
         pandas.DataFrame
             ``pred`` (posterior mean of the variance), ``ci_lb``, ``ci_ub`` (its
             equal-tailed interval), ``log_pred`` and ``log_se`` (posterior mean and SD
-            of the log variance), as :meth:`ModeResult.predict_variance`.
+            of the log variance), as :meth:`ModeResult.predict_variance`, and
+            ``median`` (the posterior median of the variance, the counterpart of the
+            REML point estimate ``exp(w' alpha)`` for a skewed posterior).
         """
         from .scale import select_level
 
@@ -221,7 +223,7 @@ class BayesResult:
         var = np.exp(log_var)
         return pd.DataFrame({"pred": var.mean(axis=0), "ci_lb": np.quantile(var, lo, axis=0),
                              "ci_ub": np.quantile(var, hi, axis=0), "log_pred": log_var.mean(axis=0),
-                             "log_se": log_var.std(axis=0, ddof=1)},
+                             "log_se": log_var.std(axis=0, ddof=1), "median": np.median(var, axis=0)},
                             index=pd.Index(sc.groups) if newdata is None else newdata.index)
 
     def summary(self) -> str:

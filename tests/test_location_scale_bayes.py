@@ -143,6 +143,8 @@ def test_short_run_outputs_and_predictions():
     variance = post.predict_variance(pd.DataFrame({"w": [0.0, 1.0]}), term="district")
     alpha = posterior["alpha"].values.reshape(-1, 4)
     np.testing.assert_allclose(variance["log_pred"], [alpha[:, 0].mean(), (alpha[:, 0] + alpha[:, 1]).mean()])
+    np.testing.assert_allclose(variance["median"], np.median(np.exp(alpha[:, [0]] + [[0.0, 1.0]] * alpha[:, [1]]),
+                                                             axis=0))
     new = post.predict(pd.DataFrame({"x": [0.0], "w": [1.0], "z": [0.5]}))
     assert new["pi_ub"].iloc[0] - new["pi_lb"].iloc[0] > new["ci_ub"].iloc[0] - new["ci_lb"].iloc[0]
     prior = model.sample_prior_predictive(draws=50, random_seed=1)
