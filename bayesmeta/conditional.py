@@ -113,7 +113,7 @@ class _NestedSampler:
         self.levels = list(zip(nd.starts, nd.term_index))  # finest first
         self.n_groups = [enc.term.n_groups for enc in design.encodings]
         # term code of every group of a level, in the sorted order of the closed form
-        self.group_codes = [design.encodings[k].codes[nd.perm[rs]] for (_, k), rs in zip(self.levels, nd.row_starts)]
+        self.group_codes = list(nd.group_codes)
         sizes = [len(nd.d)] + [len(start) for start, _ in self.levels]
         # number of children (units of the finer stage) of every group of each level
         self.children = [np.diff(np.r_[start, size]) for (start, _), size in zip(self.levels, sizes)]
