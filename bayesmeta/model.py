@@ -212,7 +212,11 @@ class MetaModel:
         level : float
             Probability of the reported equal-tailed intervals.
         **kwargs
-            Passed to :func:`pymc.sample` (e.g. ``target_accept``, default 0.9).
+            Passed to :func:`pymc.sample` or :func:`nutpie.sample` (e.g. ``target_accept``,
+            default 0.9). Defaults differ from the samplers': PyMC adapts a dense mass
+            matrix (``init="jitter+adapt_full"``, up to 100 parameters) and nutpie a
+            low-rank modified one, which keeps correlated parameters (an intercept and an
+            uncentred slope) from causing divergences.
 
         Returns
         -------

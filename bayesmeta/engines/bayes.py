@@ -30,7 +30,7 @@ import pytensor.tensor as pt
 from pymc_extras.prior import Prior
 
 from ..design import Design
-from ..graph import block_loglik
+from ..graph import block_loglik, total_loglik
 from ..parameters import FAMILIES, Parameterization
 from ..priors import PriorSet, free_labels
 
@@ -192,12 +192,18 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
             pm.Deterministic("cor", pt.concatenate(cors).copy(), dims="correlation")
         for family, parts in families.items():
             pm.Deterministic(family, pt.concatenate(parts).copy(), dims=f"{family}_name")
-        logp, term = block_loglik(design, beta, G, restricted=restricted, variances=variances)
         if store_block_loglik:
-            pm.Deterministic("block_loglik", logp, dims="block")
-        pm.Potential("loglik", logp.sum() + (term if restricted else 0.0))
+            pm.Deterministic("block_loglik", block_loglik(design, beta, G, variances=variances)[0], dims="block")
+        # nested intercepts only, each with one free SD: the likelihood takes sd^2 directly (fewer nodes)
+        simple = (variances is None and all(t.q == 1 for t in param.terms)
+                  and len(param.terms) == len(sd_labels) == np.isnan(np.concatenate(param.fixed_sd)).sum())
+        pm.Potential("loglik", total_loglik(design, beta, G, restricted=restricted, variances=variances,
+                                            term_variances=sd_free ** 2 if simple else None))
     return model
 
+
+#: PyMC adapts a dense mass matrix up to this many free parameters (a diagonal one above).
+DENSE_MASS_MAX = 100
 
 #: Store per-block log-likelihoods when blocks x draws stays below this (memory).
 MAX_LOGLIK_VALUES = 50_000_000
@@ -211,6 +217,7 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
     model = build_model(design, param, prior_set, store_block_loglik=store)
     kwargs.setdefault("target_accept", 0.9)
     if sampler == "nutpie":
+        kwargs.setdefault("low_rank_modified_mass_matrix", True)  # nutpie's answer to correlations
         from . import nutpie_backend
 
         # the log-density is called from Python, which serialises the chains: one thread is fastest
@@ -220,8 +227,14 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
         if cores is None:  # PyMC's default takes half the CPUs (it assumes hyper-threads)
             cores = min(chains, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                         else os.cpu_count() or 1)
-        idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
-                          progressbar=progressbar, model=model, compute_convergence_checks=False, **kwargs)
+        # a dense mass matrix absorbs correlations between parameters (an intercept and an
+        # uncentred moderator's slope), which otherwise cause divergences; cheap in few dimensions
+        dimension = sum(np.size(v) for v in model.initial_point().values())
+        kwargs.setdefault("init", "jitter+adapt_full" if dimension <= DENSE_MASS_MAX else "jitter+adapt_diag")
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature")
+            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+                              progressbar=progressbar, model=model, compute_convergence_checks=False, **kwargs)
     if store:
         loglik = idata.posterior["block_loglik"].rename("y")
         idata.add_groups(log_likelihood=loglik.to_dataset())

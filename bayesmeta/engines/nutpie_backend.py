@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 
 import numpy as np
 import pymc as pm
@@ -69,11 +70,18 @@ def compile_model(model: pm.Model, mode: str = DEFAULT_MODE):
     # in shared storage, so calls are serialised (they hold the GIL anyway)
     lock = threading.Lock()
 
+    # call the compiled graph's virtual machine directly: Function.__call__'s input and
+    # output handling costs as much as evaluating a small graph
+    x_storage = logp_fn.input_storage[0]
+    value_storage, gradient_storage = logp_fn.output_storage
+    run = logp_fn.vm
+
     def make_logp():
         def logp_and_grad(x):
             with lock:  # a writable copy of x: numba compiles once per array type
-                value, gradient = logp_fn(np.array(x))
-                return float(value), np.array(gradient)
+                x_storage.storage[0] = np.array(x)
+                run()
+                return float(value_storage.storage[0]), np.array(gradient_storage.storage[0])
 
         return logp_and_grad
 
@@ -103,7 +111,11 @@ def sample(model: pm.Model, *, draws: int, tune: int, chains: int, cores: int, r
     log-density, default :data:`DEFAULT_MODE`; ``"NUMBA"`` samples faster once compiled).
     """
     nutpie = _require_nutpie()
-    compiled = compile_model(model, kwargs.pop("mode", DEFAULT_MODE))
+    with warnings.catch_warnings():
+        # numba runs the fused nested likelihood (its own numba kernel) through its Python
+        # entry point; that is intended, and as fast as inlining it
+        warnings.filterwarnings("ignore", message="Numba will use object mode to run NestedLoglik")
+        compiled = compile_model(model, kwargs.pop("mode", DEFAULT_MODE))
     seed = random_seed if isinstance(random_seed, (int, np.integer)) else None
     start = time.perf_counter()
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
