@@ -21,6 +21,7 @@ EXPECTED = {
     "multivariate.py": ["0.3534", "-0.3392"],
     "ishak.py": ["-25.9047", "NUTS"],
     "school.py": ["0.1847", "NUTS"],
+    "location_scale.py": ["0.4308", "DriftWarning", "Figure saved to"],
 }
 
 
