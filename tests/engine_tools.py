@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import stats
 
 #: MAP (flat priors) against ML/REML: absolute tolerance.
 MODE_TOL = 1e-5
@@ -25,3 +26,16 @@ def assert_same_fit(a, b, tol: float = MODE_TOL) -> None:
 def assert_graph_mode_is_reml(model) -> None:
     """The Bayesian graph under flat priors, with the restricted term, has its mode at REML."""
     assert_same_fit(model.fit("MAP", priors="flat", restricted=True), model.fit("REML"))
+
+
+def dense_profile_loglik(design, S: np.ndarray, reml: bool) -> tuple[float, np.ndarray]:
+    """(Restricted) log-likelihood with the GLS estimate of beta, from the dense n x n
+    marginal covariance ``S``: the reference the block-wise engines are tested against."""
+    W = np.linalg.inv(S)
+    A = design.X.T @ W @ design.X
+    beta = np.linalg.solve(A, design.X.T @ W @ design.y)
+    ll = stats.multivariate_normal(design.X @ beta, S).logpdf(design.y)
+    if reml:
+        ll += (0.5 * design.p * np.log(2 * np.pi) + 0.5 * np.linalg.slogdet(design.X.T @ design.X)[1]
+               - 0.5 * np.linalg.slogdet(A)[1])
+    return ll, beta

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 import bayesmeta as bm
+from engine_tools import dense_profile_loglik
 from bayesmeta.engines.mode import _Objective
 from bayesmeta.likelihood import evaluate
 
@@ -28,15 +28,7 @@ def _dense_sigma(model, theta):
 
 
 def _dense_loglik(model, theta, reml):
-    d = model.design
-    S = _dense_sigma(model, theta)
-    W = np.linalg.inv(S)
-    A = d.X.T @ W @ d.X
-    beta = np.linalg.solve(A, d.X.T @ W @ d.y)
-    ll = stats.multivariate_normal(d.X @ beta, S).logpdf(d.y)
-    if reml:
-        ll += 0.5 * d.p * np.log(2 * np.pi) + 0.5 * np.linalg.slogdet(d.X.T @ d.X)[1] - 0.5 * np.linalg.slogdet(A)[1]
-    return ll, beta
+    return dense_profile_loglik(model.design, _dense_sigma(model, theta), reml)
 
 
 def _simulated(seed=0, n_clusters=12):

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 import bayesmeta as bm
+from engine_tools import dense_profile_loglik
 from bayesmeta.engines.mode import _Objective
 from bayesmeta.location_scale import location_scale
 
@@ -51,13 +51,7 @@ def _dense_loglik(model, theta, reml):
     for enc, v in zip(d.encodings, variances):
         same = enc.codes[:, None] == enc.codes[None, :]
         S = S + same * v[enc.codes][:, None]
-    W = np.linalg.inv(S)
-    A = d.X.T @ W @ d.X
-    beta = np.linalg.solve(A, d.X.T @ W @ d.y)
-    ll = stats.multivariate_normal(d.X @ beta, S).logpdf(d.y)
-    if reml:
-        ll += 0.5 * d.p * np.log(2 * np.pi) + 0.5 * np.linalg.slogdet(d.X.T @ d.X)[1] - 0.5 * np.linalg.slogdet(A)[1]
-    return ll
+    return dense_profile_loglik(d, S, reml)[0]
 
 
 @pytest.mark.parametrize("reml", [False, True])
