@@ -39,7 +39,7 @@ def compare(*results, names: list[str] | None = None) -> pd.DataFrame:
     >>> import bayesmeta as bm
     >>> model = bm.MetaModel("effect ~ 1", data=bm.datasets.load("school"), vi="var",
     ...                      random="~ 1 | district/study")
-    >>> table = bm.compare(model.fit("REML"), model.fit("ML"))
+    >>> table = compare(model.fit("REML"), model.fit("ML"))
     >>> list(table.columns.get_level_values(0).unique())
     ['REML', 'ML']
     """

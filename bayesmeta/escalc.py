@@ -161,7 +161,7 @@ def escalc(measure: str, data: pd.DataFrame | None = None, *, add: float = 0.5, 
     Examples
     --------
     >>> import bayesmeta as bm
-    >>> dat = bm.escalc("RR", data=bm.datasets.load("bcg"), ai="tpos", bi="tneg", ci="cpos", di="cneg")
+    >>> dat = escalc("RR", data=bm.datasets.load("bcg"), ai="tpos", bi="tneg", ci="cpos", di="cneg")
     >>> round(float(dat["yi"].iloc[0]), 4), round(float(dat["vi"].iloc[0]), 4)
     (-0.8893, 0.3256)
     """
