@@ -15,8 +15,8 @@ import pandas as pd
 from ..errors import SpecificationError
 from ..lincom import lincom
 from ..model import MetaModel
-from ._data import check_columns, complete, identifier
-from .arms import arm_levels, arm_outcomes, check_one_row_per_arm
+from ._data import check_columns, complete, extra_terms, identifier
+from .arms import arm_inputs, arm_levels, arm_outcomes, check_one_row_per_arm
 
 STUDY_EFFECTS = ("random", "fixed")
 
@@ -105,6 +105,7 @@ def arm_based(data: pd.DataFrame, *, study: str, arm: str, events: str | None = 
     (-0.713, 0.94)
     """
     check_columns(data, study=study, arm=arm)
+    arm_inputs(data, events, total, mean, sd, n)
     if study_effects not in STUDY_EFFECTS:
         raise SpecificationError(f"study_effects: expected 'random' or 'fixed', got {study_effects!r}.")
     clash = [c for c in ("yi", "vi") if c in data.columns]
@@ -117,7 +118,7 @@ def arm_based(data: pd.DataFrame, *, study: str, arm: str, events: str | None = 
     treatments = arm_levels(dat[arm], reference)
     dat = dat.assign(yi=yi, vi=vi)
     dat[arm] = pd.Categorical(dat[arm], categories=treatments)
-    extra = "" if mods is None else " + " + mods.lstrip().lstrip("~").strip()
+    extra = extra_terms(mods)
     ref = treatments[0]
     if study_effects == "random":
         formula, random, struct = f"yi ~ 0 + {arm}{extra}", f"~ {arm} | {study}", "UN"

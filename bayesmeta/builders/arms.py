@@ -17,8 +17,8 @@ COUNT_MEASURES = ("PLN", "PLO", "PR")
 MEAN_MEASURES = ("MN",)
 
 
-def arm_inputs(events, total, mean, sd, n) -> str:
-    """Which kind of arm data was given: ``"counts"`` or ``"means"``."""
+def arm_inputs(data: pd.DataFrame, events, total, mean, sd, n) -> str:
+    """Which kind of arm data was given, ``"counts"`` or ``"means"``; its columns must be in ``data``."""
     counts = events is not None or total is not None
     means = mean is not None or sd is not None or n is not None
     if counts == means:
@@ -27,6 +27,7 @@ def arm_inputs(events, total, mean, sd, n) -> str:
         raise SpecificationError("Counts need both events= and total=.")
     if means and None in (mean, sd, n):
         raise SpecificationError("Means need mean=, sd= and n=.")
+    check_columns(data, events=events, total=total, mean=mean, sd=sd, n=n)
     return "counts" if counts else "means"
 
 
@@ -52,11 +53,10 @@ def arm_outcomes(data: pd.DataFrame, measure: str, *, events=None, total=None, m
     >>> np.round(v, 4)
     array([0.2778, 0.125 ])
     """
-    kind = arm_inputs(events, total, mean, sd, n)
+    kind = arm_inputs(data, events, total, mean, sd, n)
     allowed = COUNT_MEASURES if kind == "counts" else MEAN_MEASURES
     if measure not in allowed:
         raise SpecificationError(f"measure: for {kind} expected one of {', '.join(allowed)}, got {measure!r}.")
-    check_columns(data, events=events, total=total, mean=mean, sd=sd, n=n)
     if kind == "counts":
         out = escalc(measure, data, xi=events, ni=total, add=add, to=to)
     else:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import SpecificationError
+from ..errors import SpecificationError, format_rows
 from ..gl import gl_covariance
 from ..lincom import lincom
 from ..model import MetaModel
-from ._data import check_columns
+from ._data import by_first_appearance, check_columns
 
 COVARIANCES = ("gl", "diagonal")
 RANDOM = ("same", "linear", "none")
@@ -140,11 +140,11 @@ def dose_response(data: pd.DataFrame, *, id: str, dose: str, logrr: str, se: str
     if covariance == "gl" and None in (cases, n, type):
         raise SpecificationError("covariance='gl' needs cases=, n= and type= (or use covariance='diagonal').")
     if data[dose].isna().any():
-        raise SpecificationError(f"dose: missing in rows {list(data.index[data[dose].isna()])}.")
+        raise SpecificationError(f"dose: missing in rows {format_rows(data.index[data[dose].isna()])}.")
     outcome_rows = data[data[se].notna()]
     if covariance == "gl":
         V = {"V": gl_covariance(data, id=id, logrr=logrr, se=se, cases=cases, n=n, type=type, solver=solver)}
-        outcome_rows = outcome_rows.sort_values(id, key=lambda c: c.map(_first_appearance(data[id])), kind="stable")
+        outcome_rows = by_first_appearance(outcome_rows, id)  # the blocks' order
     else:
         V = {"vi": outcome_rows[se].to_numpy(float) ** 2}
     curve = dose if knots is None else f"ns({dose}, knots={[float(k) for k in knots]})"
@@ -152,7 +152,3 @@ def dose_response(data: pd.DataFrame, *, id: str, dose: str, logrr: str, se: str
     model = DoseResponseModel(f"{logrr} ~ 0 + {curve}", outcome_rows, random=terms, **V)
     model.dose = dose
     return model
-
-
-def _first_appearance(ids: pd.Series) -> dict:
-    return {s: i for i, s in enumerate(pd.unique(ids))}

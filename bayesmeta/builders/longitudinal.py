@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import SpecificationError, format_rows
 from ..model import MetaModel
-from ._data import check_columns, complete
+from ._data import check_columns, complete, extra_terms
 
 FACTOR_STRUCTS = ("ID", "DIAG", "CS", "HCS", "AR", "HAR", "UN")
 SLOPE_STRUCTS = ("UN", "DIAG")
@@ -132,7 +132,7 @@ def longitudinal(data: pd.DataFrame, *, yi: str, id: str, time: str, vi: str | N
     repeated = dat.duplicated([id, time], keep=False)
     if repeated.any():
         raise SpecificationError(f"time: rows {format_rows(dat.index[repeated])} repeat a time point within a study.")
-    fixed = "" if mods is None else " + " + mods.lstrip().lstrip("~").strip()
+    fixed = extra_terms(mods)
     if time_as == "factor":
         dat[time] = pd.Categorical(dat[time], categories=times)
         formula, random = f"{yi} ~ 0 + {time}{fixed}", f"~ {time} | {id}"

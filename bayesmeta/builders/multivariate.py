@@ -8,7 +8,7 @@ import pandas as pd
 from ..errors import SpecificationError
 from ..model import MetaModel
 from ..wide import wide_to_long
-from ._data import check_columns
+from ._data import check_columns, moderator_terms
 
 STRUCTS = ("UN", "CS", "HCS", "DIAG", "ID")
 
@@ -23,7 +23,7 @@ def per_outcome(outcome: str, mods: str | None) -> str:
     """
     terms = f"0 + {outcome}"
     if mods is not None:
-        terms += f" + {outcome}:({mods.lstrip().lstrip('~').strip()})"
+        terms += f" + {outcome}:({moderator_terms(mods)})"
     return terms
 
 

@@ -26,7 +26,7 @@ import pandas as pd
 from ..errors import SpecificationError
 from ..lincom import lincom
 from ..model import MetaModel
-from ._data import check_columns, complete, identifier
+from ._data import by_first_appearance, check_columns, complete, identifier
 from .arms import arm_inputs, arm_levels, arm_outcomes, check_one_row_per_arm
 
 #: Contrast measure -> arm-level measure.
@@ -114,8 +114,7 @@ def _augmented(dat: pd.DataFrame, study: str, treatment: str, events: str, total
     lacking = [s for s, g in dat.groupby(study, sort=False) if reference not in set(g[treatment])]
     extra = pd.DataFrame({study: lacking, treatment: reference, events: augment[0], total: augment[1]})
     out = pd.concat([dat[[study, treatment, events, total]], extra], ignore_index=True)
-    order = {s: i for i, s in enumerate(pd.unique(dat[study]))}
-    return out.sort_values(study, key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+    return by_first_appearance(out, study).reset_index(drop=True)
 
 
 def _designs(dat: pd.DataFrame, study: str, treatment: str, treatments: list) -> dict:
@@ -140,13 +139,14 @@ def _contrast_rows(dat: pd.DataFrame, y: np.ndarray, v: np.ndarray, study: str, 
             raise SpecificationError(f"{study}: study {s!r} has a single arm; a network needs two or more per study.")
         base = g.iloc[0]
         others = g.iloc[1:]
-        rows += [{study: s, "design": design_label(designs[s]), "_design": designs[s], treatment: t, "baseline": base[treatment], "yi": yt - base["_y"]}
+        rows += [{study: s, "design": design_label(designs[s]), "_design": designs[s], treatment: t,
+                  "baseline": base[treatment], "yi": yt - base["_y"]}
                  for t, yt in zip(others[treatment], others["_y"])]
         blocks.append(np.full((len(others), len(others)), base["_v"]) + np.diag(others["_v"].to_numpy()))
     return pd.DataFrame(rows), blocks
 
 
-def _interactions(contrasts: pd.DataFrame, treatment: str, treatments: list) -> list[tuple[str, object]]:
+def _interactions(contrasts: pd.DataFrame, treatment: str, treatments: list) -> list[tuple[tuple, object]]:
     """(design, treatment) pairs with an inconsistency term.
 
     Every treatment of a design except the design's first gets a term, except in one
@@ -215,7 +215,7 @@ def network(data: pd.DataFrame, *, study: str, treatment: str, events: str | Non
         raise SpecificationError(f"measure: expected one of {', '.join(ARM_MEASURE)}, got {measure!r}.")
     if model not in MODELS:
         raise SpecificationError(f"model: expected 'consistency' or 'inconsistency', got {model!r}.")
-    kind = arm_inputs(events, total, mean, sd, n)
+    kind = arm_inputs(data, events, total, mean, sd, n)
     if (kind == "means") != (measure == "MD"):
         raise SpecificationError(f"measure: {measure!r} does not fit arm data given as {kind}.")
     dat = complete(data, [study, treatment, events, total, mean, sd, n], na_action)
@@ -223,7 +223,6 @@ def network(data: pd.DataFrame, *, study: str, treatment: str, events: str | Non
     treatments = arm_levels(dat[treatment], reference)
     designs = _designs(dat, study, treatment, treatments)
     if kind == "counts":
-        check_columns(dat, events=events, total=total)
         dat = _zero_corrected(dat, study, events, total)
         if augment is not None:
             dat = _augmented(dat, study, treatment, events, total, treatments[0], augment)
@@ -241,7 +240,7 @@ def network(data: pd.DataFrame, *, study: str, treatment: str, events: str | Non
             columns[name] = ((contrasts["_design"] == design) & (contrasts[treatment] == t)).astype(float)
             interactions.append(name)
     frame = contrasts.drop(columns="_design").assign(**columns)
-    frame[treatment] = pd.Categorical(frame[treatment], categories=treatments[1:] if augment else treatments)
+    frame[treatment] = pd.Categorical(frame[treatment], categories=treatments)
     formula = "yi ~ 0 + " + " + ".join(columns)
     net = NetworkModel(formula, frame, V=blocks, random=f"~ {treatment} | {study}", struct="CS",
                        fixed={"rho": 0.5}, na_action=na_action)

@@ -80,6 +80,8 @@ def test_bad_input_is_named():
         bm.arm_based(arms, study="trial", arm="arm", events="events")
     with pytest.raises(bm.SpecificationError, match="either"):
         bm.arm_based(arms, study="trial", arm="arm", events="events", total="total", mean="events")
+    with pytest.raises(bm.SpecificationError, match="events: column 'nope'"):
+        bm.arm_based(arms, study="trial", arm="arm", events="nope", total="total")
     with pytest.raises(bm.SpecificationError, match="reference"):
         model(reference="placebo")
     with pytest.raises(bm.SpecificationError, match=r"rows 0, 1 repeat a treatment"):

@@ -116,6 +116,8 @@ def test_bad_input_is_named():
     with pytest.raises(bm.SpecificationError, match="study 3.* single arm"):
         bm.network(arms.drop(index=arms.index[arms["study"] == 3][:1]), study="study", treatment="trt", events="events",
                    total="total")
+    with pytest.raises(bm.SpecificationError, match="total: column 'nope'"):
+        bm.network(arms, study="study", treatment="trt", events="events", total="nope")
     with pytest.raises(bm.SpecificationError, match="measure"):
         bm.network(arms, study="study", treatment="trt", events="events", total="total", measure="SMD")
     with pytest.raises(bm.SpecificationError, match="does not fit"):
