@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import gammaln
 
+from .columns import column, numeric
 from .errors import SpecificationError, format_rows
 
 #: Input columns of every measure (alternatives separated by "|").
@@ -46,10 +47,10 @@ TO_OPTIONS = ("only0", "all", "if0all", "none")
 
 def _column(data, value, name: str) -> np.ndarray:
     if isinstance(value, str):
-        if data is None or value not in data.columns:
-            raise SpecificationError(f"{name}: column {value!r} not found in data.")
-        value = data[value]
-    return pd.to_numeric(pd.Series(np.asarray(value).ravel()), errors="coerce").to_numpy(float)
+        if data is None:
+            raise SpecificationError(f"{name}: column {value!r} given, but no data.")
+        return numeric(column(data, value, name), name, f"column {value!r} is")
+    return numeric(pd.Series(np.asarray(value).ravel()), name)
 
 
 def _inputs(measure: str, data, given: dict) -> dict:

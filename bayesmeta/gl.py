@@ -30,6 +30,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from .columns import column, numeric
 from .errors import SpecificationError, format_rows
 
 TYPES = ("ci", "ir", "cc")
@@ -127,18 +128,8 @@ def _covariance(s: _Study, a: np.ndarray, a0: float) -> np.ndarray:
     return sd[:, None] * cor * sd[None, :]
 
 
-def _column(data: pd.DataFrame, name: str, argument: str) -> pd.Series:
-    if not isinstance(name, str) or name not in data.columns:
-        raise SpecificationError(f"{argument}: column {name!r} not found in data.")
-    return data[name]
-
-
 def _numeric(data: pd.DataFrame, name: str, argument: str) -> np.ndarray:
-    values = pd.to_numeric(_column(data, name, argument), errors="coerce").to_numpy(float)
-    bad = np.flatnonzero(np.isnan(values) & _column(data, name, argument).notna().to_numpy())
-    if len(bad):
-        raise SpecificationError(f"{argument}: column {name!r} is not numeric in rows {format_rows(data.index[bad])}.")
-    return values
+    return numeric(column(data, name, argument), argument, f"column {name!r} is")
 
 
 def _types(data: pd.DataFrame, type: str) -> np.ndarray:
@@ -241,7 +232,7 @@ def gl_covariance(data: pd.DataFrame, *, id: str, logrr: str, se: str, cases: st
     cols = {"type": _types(data, type)}
     for argument, name in (("logrr", logrr), ("se", se), ("cases", cases), ("n", n)):
         cols[argument] = _numeric(data, name, argument)
-    ids = _column(data, id, "id")
+    ids = column(data, id, "id")
     if ids.isna().any():
         raise SpecificationError(f"id: column {id!r} is missing in rows {format_rows(data.index[ids.isna()])}.")
     codes, labels = pd.factorize(ids, sort=False)

@@ -64,3 +64,7 @@ def test_errors_name_the_data_row_labels():
         bm.escalc("PLO", data=data, xi="x", ni="n")
     with pytest.raises(bm.SpecificationError, match="data has 2 rows but the inputs have 3"):
         bm.escalc("PLO", data=data, xi=[1, 2, 3], ni=[5, 5, 5])
+    with pytest.raises(bm.SpecificationError, match="xi: column 'x' is not numeric in rows s1"):
+        bm.escalc("PLO", data=data.assign(x=["three", 9]), xi="x", ni="n")
+    with pytest.raises(bm.SpecificationError, match="ni: values not numeric in rows 1"):
+        bm.escalc("PLO", xi=[1, 2], ni=[5, "five"])
