@@ -86,7 +86,7 @@ def nested_arrays(nd, per_group: bool) -> NestedArrays:
                         np.cumsum([0] + s_sizes).astype(np.int64), s_index.astype(np.int64))
 
 
-@numba.njit(cache=True, fastmath=False)
+@numba.njit(cache=True)
 def nested_value_and_grad(X, y, d0, absorbed, ids, id_offsets, sizes, s_offsets, s_index, beta, s):
     """Log-likelihood and its gradient with respect to ``beta`` and the variances ``s``.
 
@@ -108,12 +108,9 @@ def nested_value_and_grad(X, y, d0, absorbed, ids, id_offsets, sizes, s_offsets,
     b = r / d
     c = r * r / d
     lg = np.log(d)
-    total_groups = 0
-    for k in range(n_levels):
-        total_groups += sizes[k]
-    saved_A = np.empty(total_groups)
-    saved_B = np.empty(total_groups)
-    saved_den = np.empty(total_groups)
+    saved_A = np.empty(sizes.sum())
+    saved_B = np.empty(sizes.sum())
+    saved_den = np.empty(sizes.sum())
     g0 = 0
     for k in range(n_levels):
         m = sizes[k]
