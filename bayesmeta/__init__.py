@@ -2,29 +2,56 @@
 
 One model specification (:class:`MetaModel`) feeds a likelihood engine (ML/REML,
 reproducing R's metafor) and a Bayesian engine (PyMC) on the same likelihood.
+
+The package is laid out as the flow of a fit: ``spec`` (what was asked) ->
+``design`` (data to arrays) -> ``likelihood`` -> ``engines`` (ML/REML and
+Bayesian) -> ``inference`` -> ``results``; beside it ``prep`` (effect sizes and
+sampling covariances), ``builders`` (one module per model family) and
+``datasets``. Importing the package loads no PyMC, PyTensor or ArviZ; the
+Bayesian engine is loaded by the first call that samples (``bm.Prior`` too is
+loaded on first use).
 """
 
 from . import datasets
-from .bayes_results import BayesResult
-from .builders import (ArmBasedModel, DoseResponseModel, NetworkModel, arm_based, dose_response, longitudinal,
-                       multilevel, multivariate, network)
-from .compare import compare
-from .escalc import escalc
-from .lincom import lincom
-from .errors import (BoundaryWarning, ConvergenceWarning, DenseBlockWarning, DriftWarning,
-                     MissingDataWarning, SpecificationError)
-from .location_scale import location_scale
-from .likelihood_ratio import lrt
+from .builders.arm_based import ArmBasedModel, arm_based
+from .builders.dose_response import DoseResponseModel, dose_response
+from .builders.location_scale import location_scale
+from .builders.longitudinal import longitudinal
+from .builders.multilevel import multilevel
+from .builders.multivariate import multivariate
+from .builders.network import NetworkModel, network
+from .design.sampling_covariance import ClusterBlocks
+from .errors import (
+    BoundaryWarning,
+    ConvergenceWarning,
+    DenseBlockWarning,
+    DriftWarning,
+    MissingDataWarning,
+    SpecificationError,
+)
+from .inference.combinations import lincom
+from .inference.comparison import compare
+from .inference.likelihood_ratio import lrt
 from .model import MetaModel
-from .results import ModeResult
-from .vcalc import vcalc
-from .vcov import ClusterBlocks
-from .wide import wide_to_long
-from .gl import gl_covariance
+from .prep.dependent_covariance import vcalc
+from .prep.effect_sizes import escalc
+from .prep.greenland_longnecker import gl_covariance
+from .prep.wide_format import wide_to_long
+from .results.mode import ModeResult
+from .results.posterior import BayesResult
 
-__all__ = ["MetaModel", "ModeResult", "BayesResult", "compare", "escalc", "datasets", "SpecificationError", "MissingDataWarning",
-           "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "DriftWarning", "lrt", "location_scale", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance",
-           "lincom", "multilevel", "longitudinal", "arm_based", "ArmBasedModel",
-           "network", "NetworkModel", "multivariate",
-           "dose_response", "DoseResponseModel"]
+__all__ = ["MetaModel", "ModeResult", "BayesResult", "Prior", "compare", "escalc", "datasets", "SpecificationError",
+           "MissingDataWarning", "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "DriftWarning", "lrt",
+           "location_scale", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance", "lincom", "multilevel",
+           "longitudinal", "arm_based", "ArmBasedModel", "network", "NetworkModel", "multivariate", "dose_response",
+           "DoseResponseModel"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``bm.Prior`` (pymc_extras' Prior) without importing PyMC with the package."""
+    if name == "Prior":
+        from pymc_extras.prior import Prior
+
+        return Prior
+    raise AttributeError(f"module 'bayesmeta' has no attribute {name!r}")

@@ -1,8 +1,10 @@
 """The user-facing model specification, :class:`MetaModel`.
 
 A MetaModel records what was asked (formula, sampling covariance, random
-terms, fixed components), encodes it on the data once (raising clear errors for
-bad input) and hands the frozen design to an engine. It imports no PyMC.
+terms, fixed components, scale models), encodes it on the data once (raising
+clear errors for bad input) and hands the frozen design and parameterisation to
+an engine. The Bayesian engine (PyMC, PyTensor, ArviZ) is imported only by the
+methods that use it: ML/REML needs none of it.
 """
 
 from __future__ import annotations
@@ -10,12 +12,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .design import Design, build_design
-from .engines.mode import fit_mode
+from .design.build import Design, build_design
+from .design.parameters import Parameterization, build_parameterization
+from .design.scale_models import encode_scale_models
+from .engines.mode.optimize import fit_mode
 from .errors import SpecificationError
-from .formula import parse_random
-from .parameters import Parameterization, build_parameterization
-from .results import ModeResult
+from .inference.intervals import check_level
+from .results.mode import ModeResult
+from .results.posterior import BayesResult
+from .spec.random_terms import parse_random
+from .spec.scale_argument import cite, requested, scale_columns
 
 _METHODS = ("ML", "REML", "FE")
 
@@ -53,7 +59,7 @@ class MetaModel:
         heterogeneity, ``log tau_i^2 = z_i' alpha``, as metafor's ``rma(..., scale = ~ z)``);
         a dict such as ``{"study": "~ w", "district": "~ v"}`` models levels of nested
         random intercepts, named by their innermost column (moderators must be
-        constant within the groups of their level). See :mod:`bayesmeta.scale`.
+        constant within the groups of their level). See :mod:`bayesmeta.spec.scale_argument`.
     na_action : {"drop", "raise"}
         Drop rows with missing values (with a warning naming them) or raise.
 
@@ -88,10 +94,14 @@ class MetaModel:
         self.scale = scale
         terms = None if random is None else parse_random(random, struct) if random != [] else ()
         self.terms = terms
-        self.design: Design = build_design(formula, data, vi=vi, V=V, terms=terms, na_action=na_action, scale=scale)
+        scale_needs = {cite(key): scale_columns(f, cite(key)) for key, f in requested(scale)}
+        self.design: Design = build_design(formula, data, vi=vi, V=V, terms=terms, na_action=na_action,
+                                           extra_columns=scale_needs)
+        scale_models = encode_scale_models(scale, self.design.encodings, data.iloc[self.design.positions],
+                                           self.design.obstacle_to_nested)
         typical_sd = float(np.sqrt(np.mean(self.design.V.diagonal())))
         self.param: Parameterization = build_parameterization(self.design.terms, self.fixed, typical_sd,
-                                                              self.design.scales)
+                                                              scale_models)
         n_parms = self.design.p + self.param.n_free
         if n_parms > self.design.n:
             raise SpecificationError(
@@ -142,8 +152,7 @@ class MetaModel:
                 f"method: expected one of {', '.join(_METHODS)}, 'MAP' or 'laplace', got {method!r}.")
         if test not in ("z", "t"):
             raise SpecificationError(f"test: expected 'z' or 't', got {test!r}.")
-        if not 0 < level < 1:
-            raise SpecificationError(f"level: expected a number between 0 and 1, got {level!r}.")
+        level = check_level(level)
         if method == "FE" and self.param.has_scale:
             raise SpecificationError("method: 'FE' sets every variance to zero, which a scale model cannot express; "
                                      "fit the model without scale= instead.")
@@ -154,16 +163,21 @@ class MetaModel:
         estimate = fit_mode(self.design, self.param, method, **control)
         return ModeResult(self.design, self.param, estimate, test=test, level=level)
 
-    def _fit_bayes_mode(self, method, test, level, priors, restricted, draws, random_seed):
-        from .bayes_results import BayesResult
-        from .engines import bayes
-        from .priors import resolve_priors
+    def _priors(self, priors):
+        """The resolved priors (imports the Bayesian engine's prior module, and so PyMC)."""
+        from .engines.bayes.priors import resolve_priors
 
-        prior_set = resolve_priors(self.design, self.param, priors)
+        return resolve_priors(self.design, self.param, priors)
+
+    def _fit_bayes_mode(self, method, test, level, priors, restricted, draws, random_seed):
+        from .engines.bayes import posterior_mode
+
+        level = check_level(level)
+        prior_set = self._priors(priors)
         if method == "MAP":
-            estimate = bayes.find_mode(self.design, self.param, prior_set, restricted)
+            estimate = posterior_mode.find_mode(self.design, self.param, prior_set, restricted)
             return ModeResult(self.design, self.param, estimate, test=test, level=level)
-        idata = bayes.laplace(self.design, self.param, prior_set, draws, random_seed, restricted)
+        idata = posterior_mode.laplace(self.design, self.param, prior_set, draws, random_seed, restricted)
         return BayesResult(idata, prior_set, "laplace", level, self.design, self.param)
 
     def build_pymc(self, priors=None, *, restricted: bool = False):
@@ -172,7 +186,7 @@ class MetaModel:
         Parameters
         ----------
         priors : dict or "flat", optional
-            See :mod:`bayesmeta.priors` for the keys and the default rule.
+            See :mod:`bayesmeta.engines.bayes.priors` for the keys and the default rule.
         restricted : bool
             Add the restricted-likelihood term (its mode under flat priors is REML).
 
@@ -180,11 +194,9 @@ class MetaModel:
         -------
         pymc.Model
         """
-        from .engines.bayes import build_model
-        from .priors import resolve_priors
+        from .engines.bayes.pymc_model import build_model
 
-        return build_model(self.design, self.param, resolve_priors(self.design, self.param, priors),
-                           restricted=restricted)
+        return build_model(self.design, self.param, self._priors(priors), restricted=restricted)
 
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, cores: int | None = None,
                random_seed=None, priors=None, sampler: str = "pymc", progressbar: bool = True,
@@ -203,7 +215,7 @@ class MetaModel:
         priors : dict or "flat", optional
             ``{"beta": Prior(...), "sd": Prior(...), "lkj_eta": 2.0, "rho": Prior(...),
             "sd[district]": Prior(...)}``; defaults are weakly informative and scaled
-            to the data (:mod:`bayesmeta.priors`).
+            to the data (:mod:`bayesmeta.engines.bayes.priors`).
         sampler : {"pymc", "nutpie"}
             PyMC's NUTS, or nutpie's (optional: ``pip install nutpie``), which runs the
             same compiled log-density from Rust, with much less overhead per step: it
@@ -231,19 +243,18 @@ class MetaModel:
         >>> post.idata.posterior["beta"].dims  # doctest: +SKIP
         ('chain', 'draw', 'term')
         """
-        from .bayes_results import BayesResult
-        from .engines import bayes
-        from .priors import resolve_priors
+        from .engines.bayes import sampling
 
         if sampler not in ("pymc", "nutpie"):
             raise SpecificationError(f"sampler: expected 'pymc' or 'nutpie', got {sampler!r}.")
         for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
             if not isinstance(value, (int, np.integer)) or value < (1 if name != "tune" else 0):
                 raise SpecificationError(f"{name}: expected a positive integer, got {value!r}.")
-        prior_set = resolve_priors(self.design, self.param, priors)
-        idata = bayes.sample(self.design, self.param, prior_set, draws=draws, tune=tune, chains=chains,
-                             cores=cores, random_seed=random_seed, sampler=sampler, progressbar=progressbar,
-                             **kwargs)
+        level = check_level(level)
+        prior_set = self._priors(priors)
+        idata = sampling.sample(self.design, self.param, prior_set, draws=draws, tune=tune, chains=chains,
+                                cores=cores, random_seed=random_seed, sampler=sampler, progressbar=progressbar,
+                                **kwargs)
         return BayesResult(idata, prior_set, sampler, level, self.design, self.param)
 
     def sample_prior_predictive(self, draws: int = 500, random_seed=None, priors=None):
@@ -259,7 +270,7 @@ class MetaModel:
         Returns
         -------
         arviz.InferenceData
-            Group ``prior`` (``beta``, ``sd``, ``cor``, ``sigma2``/``tau2``/``rho``, ...)
+            Group ``prior`` (``beta``, ``sigma``/``tau``, ``sigma2``/``tau2``/``rho``, ...)
             and group ``prior_predictive`` with ``y`` (dim ``obs``, the rows used):
             ``X beta + Z u + e`` with ``u ~ N(0, G)`` and ``e ~ N(0, V)``.
 
@@ -272,15 +283,13 @@ class MetaModel:
         >>> prior.prior_predictive["y"].shape  # doctest: +SKIP
         (1, 100, 56)
         """
-        from .engines import bayes
-        from .priors import resolve_priors
+        from .engines.bayes import sampling
 
         if not isinstance(draws, (int, np.integer)) or draws < 1:
             raise SpecificationError(f"draws: expected a positive integer, got {draws!r}.")
         if isinstance(priors, str) and priors == "flat":
             raise SpecificationError("priors: flat priors are improper and cannot be sampled; give proper priors.")
-        prior_set = resolve_priors(self.design, self.param, priors)
-        return bayes.sample_prior(self.design, self.param, prior_set, draws, random_seed)
+        return sampling.sample_prior(self.design, self.param, self._priors(priors), draws, random_seed)
 
     def __repr__(self) -> str:
         scale = f", scale={self.scale!r}" if self.scale is not None else ""

@@ -52,7 +52,7 @@ else:
 options = {"sampler": "nutpie", "mode": "NUMBA"} if sampler == "nutpie-numba" else {"sampler": sampler}
 post = model.sample(draws=draws, tune=tune, chains=4, random_seed=1, progressbar=False, **options)
 idata = post.idata
-ess = az.ess(idata, var_names=["beta", "sd"], method="bulk")
+ess = az.ess(idata, var_names=["beta", "sigma"], method="bulk")
 values = {f"{v}[{i}]": float(x) for v in ess.data_vars
           for i, x in zip(ess[v].coords[ess[v].dims[0]].values, np.ravel(ess[v].values))}
 print("RESULT " + json.dumps({"sampling_s": float(idata.posterior.attrs["sampling_time"]),

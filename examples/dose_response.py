@@ -38,7 +38,7 @@ for name, (kwargs, method, paper_aic) in specs.items():
 show("Table 4 (ML):", pd.DataFrame(rows).set_index("model"), digits=2)
 for name in ("L1", "L2"):
     rr = models[name].relative_risks(fits[name], [12]).iloc[0]
-    print(f"{name}: RR at 12 g/day {rr['estimate']:.3f} ({rr['lower']:.3f} to {rr['upper']:.3f})")
+    print(f"{name}: RR at 12 g/day {rr['estimate']:.3f} ({rr['ci_lb']:.3f} to {rr['ci_ub']:.3f})")
 
 print("\nSampling NL2 with NUTS ...")
 nl2 = models["NL2"]

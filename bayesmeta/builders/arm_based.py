@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..design.columns import check_arguments
 from ..errors import SpecificationError
-from ..lincom import lincom
+from ..inference.combinations import lincom
 from ..model import MetaModel
-from ._data import check_columns, complete, extra_terms, identifier
-from .arms import arm_inputs, arm_levels, arm_outcomes, check_one_row_per_arm
+from .arm_data import arm_inputs, arm_levels, arm_outcomes, check_one_row_per_arm
+from .inputs import complete, extra_terms, identifier
 
 STUDY_EFFECTS = ("random", "fixed")
 
@@ -37,20 +38,11 @@ class ArmBasedModel(MetaModel):
     contrast_terms: dict
 
     def contrasts(self, result, *, level: float | None = None, transform=None) -> pd.DataFrame:
-        """Every treatment against the reference, from a likelihood fit or a posterior.
+        """Every treatment against the reference, from a likelihood fit or a posterior of this model.
 
-        Parameters
-        ----------
-        result : ModeResult or BayesResult
-            A fit or posterior of this model.
-        level : float, optional
-        transform : callable, optional
-            E.g. ``numpy.exp`` for risk or odds ratios (see :func:`bayesmeta.lincom`).
-
-        Returns
-        -------
-        pandas.DataFrame
-            ``estimate``, ``se``, ``lower``, ``upper``, one row ``"<treatment> vs <reference>"``.
+        ``level`` (default: the result's) and ``transform`` (e.g. ``numpy.exp`` for risk
+        ratios) are passed to :func:`bayesmeta.lincom`; the table has one row
+        ``"<treatment> vs <reference>"`` with ``estimate``, ``se``, ``ci_lb``, ``ci_ub``.
         """
         return lincom(result, self.contrast_terms, level=level, transform=transform)
 
@@ -104,7 +96,7 @@ def arm_based(data: pd.DataFrame, *, study: str, arm: str, events: str | None = 
     >>> round(float(model.contrasts(fit)["estimate"].iloc[0]), 3), round(float(fit.rho.iloc[0]), 2)
     (-0.713, 0.94)
     """
-    check_columns(data, study=study, arm=arm)
+    check_arguments(data, study=study, arm=arm)
     arm_inputs(data, events, total, mean, sd, n)
     if study_effects not in STUDY_EFFECTS:
         raise SpecificationError(f"study_effects: expected 'random' or 'fixed', got {study_effects!r}.")

@@ -14,11 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..design.columns import check_arguments
 from ..errors import SpecificationError, format_rows
-from ..gl import gl_covariance
-from ..lincom import lincom
+from ..inference.combinations import lincom
 from ..model import MetaModel
-from ._data import by_first_appearance, check_columns
+from ..prep.greenland_longnecker import gl_covariance
+from .inputs import by_first_appearance
 
 COVARIANCES = ("gl", "diagonal")
 RANDOM = ("same", "linear", "none")
@@ -81,7 +82,7 @@ class DoseResponseModel(MetaModel):
         for label, result in results.items():
             rr = self.relative_risks(result, doses, reference=reference)
             line, = ax.plot(rr.index, rr["estimate"], label=label)
-            ax.fill_between(rr.index, rr["lower"], rr["upper"], color=line.get_color(), alpha=0.2)
+            ax.fill_between(rr.index, rr["ci_lb"], rr["ci_ub"], color=line.get_color(), alpha=0.2)
         ax.axhline(1.0, color="grey", lw=0.8)
         ax.set_xlabel(self.dose)
         ax.set_ylabel(f"relative risk (vs {self.dose} = {reference:g})")
@@ -129,10 +130,10 @@ def dose_response(data: pd.DataFrame, *, id: str, dose: str, logrr: str, se: str
     ...                          n="peryears", type="type")
     >>> fit = model.fit("ML")
     >>> rr = model.relative_risks(fit, [12])
-    >>> [round(float(rr.loc[12.0, c]), 3) for c in ("estimate", "lower", "upper")]
+    >>> [round(float(rr.loc[12.0, c]), 3) for c in ("estimate", "ci_lb", "ci_ub")]
     [1.08, 1.046, 1.115]
     """
-    check_columns(data, id=id, dose=dose, logrr=logrr, se=se, cases=cases, n=n)
+    check_arguments(data, id=id, dose=dose, logrr=logrr, se=se, cases=cases, n=n)
     if covariance not in COVARIANCES:
         raise SpecificationError(f"covariance: expected 'gl' or 'diagonal', got {covariance!r}.")
     if random not in RANDOM:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..design.columns import check_arguments
 from ..errors import SpecificationError, format_rows
 from ..model import MetaModel
-from ._data import check_columns, complete, extra_terms
+from .inputs import complete, extra_terms
 
 FACTOR_STRUCTS = ("ID", "DIAG", "CS", "HCS", "AR", "HAR", "UN")
 SLOPE_STRUCTS = ("UN", "DIAG")
@@ -111,7 +112,7 @@ def longitudinal(data: pd.DataFrame, *, yi: str, id: str, time: str, vi: str | N
     >>> round(model.fit().loglik, 3)
     -45.741
     """
-    check_columns(data, yi=yi, id=id, time=time, vi=vi)
+    check_arguments(data, yi=yi, id=id, time=time, vi=vi)
     if time_as not in ("factor", "continuous"):
         raise SpecificationError(f"time_as: expected 'factor' or 'continuous', got {time_as!r}.")
     allowed = FACTOR_STRUCTS if time_as == "factor" else SLOPE_STRUCTS

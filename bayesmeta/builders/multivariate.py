@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..design.columns import check_arguments
 from ..errors import SpecificationError
 from ..model import MetaModel
-from ..wide import wide_to_long
-from ._data import check_columns, moderator_terms
+from ..prep.wide_format import wide_to_long
+from .inputs import moderator_terms
 
 STRUCTS = ("UN", "CS", "HCS", "DIAG", "ID")
 
@@ -92,6 +93,6 @@ def multivariate(data: pd.DataFrame, *, outcomes=None, id: str | None = None, ve
         raise SpecificationError(f"{', '.join(given)}: for wide data (with outcomes=); long data take V= or vi=.")
     if yi is None or outcome is None or id is None:
         raise SpecificationError("Give outcomes= (wide data), or yi=, outcome= and id= (long data).")
-    check_columns(data, yi=yi, outcome=outcome, id=id)
+    check_arguments(data, yi=yi, outcome=outcome, id=id)
     return MetaModel(f"{yi} ~ {per_outcome(outcome, mods)}", data, V=V, vi=vi, random=f"~ {outcome} | {id}",
                      struct=struct, na_action=na_action)

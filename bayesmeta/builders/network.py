@@ -23,11 +23,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..design.columns import check_arguments
 from ..errors import SpecificationError
-from ..lincom import lincom
+from ..inference.combinations import lincom
 from ..model import MetaModel
-from ._data import by_first_appearance, check_columns, complete, identifier
-from .arms import arm_inputs, arm_levels, arm_outcomes, check_one_row_per_arm
+from .arm_data import arm_inputs, arm_levels, arm_outcomes, check_one_row_per_arm
+from .inputs import by_first_appearance, complete, identifier
 
 #: Contrast measure -> arm-level measure.
 ARM_MEASURE = {"OR": "PLO", "RR": "PLN", "RD": "PR", "MD": "MN"}
@@ -68,7 +69,7 @@ class NetworkModel(MetaModel):
         Returns
         -------
         pandas.DataFrame
-            ``estimate``, ``se``, ``lower``, ``upper`` (see :func:`bayesmeta.lincom`).
+            ``estimate``, ``se``, ``ci_lb``, ``ci_ub`` (see :func:`bayesmeta.lincom`).
         """
         if self.interactions:
             raise SpecificationError("contrasts: the inconsistency model has no single contrast per pair; "
@@ -210,7 +211,7 @@ def network(data: pd.DataFrame, *, study: str, treatment: str, events: str | Non
     >>> round(float(odds_ratios.loc["ind_counseling vs no_contact", "estimate"]), 2)
     2.03
     """
-    check_columns(data, study=study, treatment=treatment)
+    check_arguments(data, study=study, treatment=treatment)
     if measure not in ARM_MEASURE:
         raise SpecificationError(f"measure: expected one of {', '.join(ARM_MEASURE)}, got {measure!r}.")
     if model not in MODELS:

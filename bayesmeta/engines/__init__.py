@@ -1,1 +1,0 @@
-"""Estimation engines. Each takes a :class:`~bayesmeta.design.Design` and returns raw estimates."""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-
-import bayesmeta as bm
 from engine_tools import assert_graph_mode_is_reml
 from reference_tools import assert_close, assert_matches_metafor, load_fixture
+
+import bayesmeta as bm
 
 REF = load_fixture("builders")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-import bayesmeta as bm
 from engine_tools import assert_graph_mode_is_reml
 from reference_tools import assert_close, assert_matches_metafor, load_fixture
+
+import bayesmeta as bm
 
 ALCOHOL = load_fixture("alcohol")
 REF = load_fixture("builders")
@@ -53,14 +53,14 @@ def test_relative_risks():
     model = alcohol(solver="dosresmeta")
     rr = model.relative_risks(model.fit("ML"), [12])
     ref = ALCOHOL["L2"]["pred_dose12"]
-    assert_close(rr.loc[12.0, ["estimate", "lower", "upper"]].to_numpy(float), [ref["RR"], *ref["RR_ci"]], "RR")
+    assert_close(rr.loc[12.0, ["estimate", "ci_lb", "ci_ub"]].to_numpy(float), [ref["RR"], *ref["RR_ci"]], "RR")
     assert_close(rr.loc[12.0, "se"], ref["se"], "se of log RR")
     curve = REF["alcohol_nl2_curve"]
     spline = alcohol(knots=[10, 25], random="linear", solver="dosresmeta")
     rr = spline.relative_risks(spline.fit("ML"), curve["dose"])
     assert_close(rr["estimate"].to_numpy(), curve["RR"], "RR curve")
-    assert_close(rr["lower"].to_numpy(), curve["RR_lb"], "RR lower")
-    assert_close(rr["upper"].to_numpy(), curve["RR_ub"], "RR upper")
+    assert_close(rr["ci_lb"].to_numpy(), curve["RR_lb"], "RR lower")
+    assert_close(rr["ci_ub"].to_numpy(), curve["RR_ub"], "RR upper")
 
 
 def test_plot_curve(tmp_path):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-
-import bayesmeta as bm
 from engine_tools import assert_graph_mode_is_reml
 from reference_tools import assert_matches_metafor, load_fixture
+
+import bayesmeta as bm
 
 SCHOOL = load_fixture("school")
 BUILDERS = load_fixture("builders")

@@ -1,0 +1,396 @@
+"""Variance-component parameters: names, fixed values and unconstrained transforms.
+
+Each random-effect covariance matrix ``G_k`` is built by a
+:class:`~bayesmeta.spec.structures.Structure` from standard deviations and
+correlations (the *natural* parameters). Optimizers and samplers work on an
+unconstrained vector ``theta`` of the free natural parameters:
+
+* SDs: ``sd = sd_unit * exp(theta)``;
+* correlations: the structure's own map (a scaled tanh onto the admissible
+  range of a single correlation; canonical partial correlations for a UN
+  matrix, see :mod:`bayesmeta.spec.structures`);
+* the coefficients of a scale model (a level whose variance is log-linear in
+  moderators, :mod:`bayesmeta.design.scale_models`), in place of that level's SD:
+  ``alpha = transform @ theta``, the coefficients of standardised moderators.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import SpecificationError
+from ..spec.structures import Structure, lower_pairs
+
+#: Names of the variance and correlation families, as metafor prints them.
+FAMILIES = {"sigma2": None, "tau2": "rho", "gamma2": "phi"}
+#: The standard deviation of each variance family (the names of the posterior's SD variables).
+SD_NAMES = {"sigma2": "sigma", "tau2": "tau", "gamma2": "gamma"}
+#: theta of an SD fixed at exactly zero on the boundary.
+ZERO_THETA = -np.inf
+#: theta below which an SD counts as on its boundary (SD < sd_unit * exp(-9) ~ 1e-4 sd_unit).
+BOUNDARY_THETA = -9.0
+
+
+@dataclass(frozen=True)
+class CovarianceTerm:
+    """One random-effect covariance matrix G (q x q) shared by all groups of a factor.
+
+    Attributes
+    ----------
+    label : str
+        How the term is shown, e.g. ``"district/study"`` or ``"outcome | trial"``.
+    family : str
+        ``"sigma2"`` (a nested level), ``"tau2"`` (first structured term or the
+        standard model's heterogeneity) or ``"gamma2"`` (second structured term).
+    structure : Structure
+    levels : tuple of str
+        Names of the q effects (inner factor levels or slope coefficients).
+    n_groups : int
+        Number of groups (levels of the grouping factor).
+    """
+
+    label: str
+    family: str
+    structure: Structure
+    levels: tuple
+    n_groups: int
+
+    @property
+    def q(self) -> int:
+        return len(self.levels)
+
+    @property
+    def n_sd(self) -> int:
+        return self.structure.n_sd(self.q)
+
+    @property
+    def n_rho(self) -> int:
+        return self.structure.n_rho(self.q)
+
+    @property
+    def correlation_family(self) -> str | None:
+        """``"rho"``, ``"phi"`` or None (nested levels)."""
+        return FAMILIES[self.family]
+
+    def sd_label(self, i: int) -> str:
+        """Label of the i-th SD (variance): the term, or ``"term: level"``."""
+        return self.label if self.n_sd == 1 else f"{self.label}: {self.levels[i]}"
+
+    def rho_label(self, i: int) -> str:
+        """Label of the i-th correlation: the term, or ``"term: level_j, level_i"`` (metafor's order)."""
+        if self.n_rho == 1:
+            return self.label
+        rows, cols = lower_pairs(self.q)
+        return f"{self.label}: {self.levels[cols[i]]}, {self.levels[rows[i]]}"
+
+
+@dataclass(frozen=True)
+class Parameterization:
+    """All variance components of a model, with their fixed values and transforms.
+
+    Attributes
+    ----------
+    terms : tuple of CovarianceTerm
+    sd_unit : float
+        Typical SD: the unconstrained SD parameters are log(sd / sd_unit).
+    fixed_sd : tuple of numpy.ndarray
+        Per term, fixed SD values (NaN where free).
+    fixed_rho : tuple of numpy.ndarray
+        Per term, fixed correlations (NaN where free).
+    scale_models : tuple
+        Per term, its :class:`~bayesmeta.design.scale_models.ScaleDesign` or None
+        (empty when the model has no scale model). A term with a scale model has
+        no SD and no correlation (empty ``fixed_sd`` and ``fixed_rho``); its theta
+        entries are the standardised scale coefficients.
+    """
+
+    terms: tuple
+    sd_unit: float
+    fixed_sd: tuple
+    fixed_rho: tuple
+    scale_models: tuple = ()
+
+    def scale_of(self, k: int):
+        """The scale model of term k, or None."""
+        return self.scale_models[k] if self.scale_models else None
+
+    @property
+    def has_scale(self) -> bool:
+        return any(sc is not None for sc in self.scale_models)
+
+    @property
+    def n_alpha(self) -> int:
+        return sum(sc.r for sc in self.scale_models if sc is not None)
+
+    @property
+    def n_free(self) -> int:
+        return sum(self.sizes())
+
+    def sizes(self) -> list[int]:
+        """Number of theta entries of every term."""
+        return [int(np.isnan(fs).sum() + np.isnan(fr).sum()) + (0 if self.scale_of(k) is None else self.scale_of(k).r)
+                for k, (fs, fr) in enumerate(zip(self.fixed_sd, self.fixed_rho))]
+
+    def free_sd_positions(self) -> list[int]:
+        """Positions in theta of the free SDs."""
+        out, pos = [], 0
+        for fs, size in zip(self.fixed_sd, self.sizes()):
+            out += list(range(pos, pos + int(np.isnan(fs).sum())))
+            pos += size
+        return out
+
+    def alpha_names(self) -> list[str]:
+        """Names of the scale coefficients (``"level: term"`` when several levels have one)."""
+        models = [sc for sc in self.scale_models if sc is not None]
+        if len(models) == 1:
+            return list(models[0].names)
+        return [f"{sc.label}: {name}" for sc in models for name in sc.names]
+
+    def alpha_positions(self) -> np.ndarray:
+        """Positions in theta of the (standardised) scale coefficients."""
+        out, pos = [], 0
+        for k, size in enumerate(self.sizes()):
+            sc = self.scale_of(k)
+            if sc is not None:
+                out += list(range(pos + size - sc.r, pos + size))
+            pos += size
+        return np.array(out, dtype=int)
+
+    def alpha_slice(self, k: int) -> slice:
+        """Where the scale coefficients of term k sit among all scale coefficients."""
+        start = sum(sc.r for sc in self.scale_models[:k] if sc is not None)
+        return slice(start, start + self.scale_models[k].r)
+
+    def alpha_transform(self) -> np.ndarray:
+        """Matrix (n_alpha, n_free) mapping theta to the scale coefficients alpha."""
+        A = np.zeros((self.n_alpha, self.n_free))
+        row, positions = 0, self.alpha_positions()
+        for sc in (sc for sc in self.scale_models if sc is not None):
+            A[row:row + sc.r, positions[row:row + sc.r]] = sc.transform
+            row += sc.r
+        return A
+
+    def alpha(self, theta: np.ndarray) -> np.ndarray:
+        """The scale coefficients alpha at ``theta``."""
+        return self.alpha_transform() @ np.asarray(theta, dtype=float) if self.n_alpha else np.zeros(0)
+
+    def free_names(self) -> list[str]:
+        """Readable names of the free parameters, in theta order."""
+        names, alpha = [], iter(self.alpha_names())
+        for k, (t, fs, fr) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho)):
+            names += [f"sd[{t.sd_label(i)}]" for i in np.flatnonzero(np.isnan(fs))]
+            names += [f"rho[{t.rho_label(i)}]" for i in np.flatnonzero(np.isnan(fr))]
+            sc = self.scale_of(k)
+            if sc is not None:
+                names += [f"alpha[{next(alpha)}]" for _ in range(sc.r)]
+        return names
+
+    def component_labels(self) -> dict[str, list[str]]:
+        """Labels of every component (fixed ones included) by family, in term order
+        (terms with a scale model have none)."""
+        out: dict[str, list[str]] = {}
+        for k, t in enumerate(self.terms):
+            if self.scale_of(k) is not None:
+                continue
+            out.setdefault(t.family, []).extend(t.sd_label(i) for i in range(t.n_sd))
+            if t.correlation_family and t.n_rho:
+                out.setdefault(t.correlation_family, []).extend(t.rho_label(i) for i in range(t.n_rho))
+        return out
+
+    def group_variances(self, theta: np.ndarray, jacobian: bool = False) -> tuple[list, list | None]:
+        """Variance of every group of every (random-intercept) term, and its derivatives.
+
+        Returns
+        -------
+        variances : list of numpy.ndarray
+            Per term, (n_groups,): ``exp(w_g' alpha)`` for a term with a scale model,
+            its one variance repeated otherwise.
+        jacobians : list of numpy.ndarray or None
+            Per term, (n_groups, n_free): the derivatives of the variances with
+            respect to theta.
+        """
+        theta = np.asarray(theta, dtype=float)
+        natural = self.natural(theta)
+        variances, jacobians, pos = [], [] if jacobian else None, 0
+        for k, (t, (sd, _), fs, size) in enumerate(zip(self.terms, natural, self.fixed_sd, self.sizes())):
+            sc = self.scale_of(k)
+            J = np.zeros((t.n_groups, self.n_free)) if jacobian else None
+            if sc is not None:
+                W = sc.W_std
+                v = np.exp(W @ theta[pos + size - sc.r:pos + size])
+                if jacobian:
+                    J[:, pos + size - sc.r:pos + size] = v[:, None] * W
+            else:
+                v = np.full(t.n_groups, sd[0] ** 2)
+                if jacobian and np.isnan(fs[0]):
+                    J[:, pos] = 2 * sd[0] ** 2  # d sd^2 / d theta, with sd = sd_unit * exp(theta)
+            variances.append(v)
+            if jacobian:
+                jacobians.append(J)
+            pos += size
+        return variances, jacobians
+
+    def interior(self, theta: np.ndarray, sd_floor: float = BOUNDARY_THETA, rho_limit: float = 7.0) -> np.ndarray:
+        """Mask of parameters away from their boundaries (SD not ~0, correlation not ~+-1)."""
+        mask, pos = [], 0
+        for j, (t, fs, fr, size) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho, self.sizes())):
+            if self.scale_of(j) is not None:  # scale coefficients are unconstrained
+                mask.append(np.ones(size, bool))
+            else:
+                k = int(np.isnan(fs).sum())
+                mask.append(theta[pos:pos + k] > sd_floor)
+                mask.append(t.structure.correlation.interior(finite(theta[pos + k:pos + size]), t.q, rho_limit))
+            pos += size
+        return np.concatenate(mask) if mask else np.zeros(0, bool)
+
+    def natural(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The (sd, rho) vectors of every term at ``theta``."""
+        theta = np.asarray(theta, dtype=float)
+        out, pos = [], 0
+        for k, (t, fs, fr, size) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho, self.sizes())):
+            if self.scale_of(k) is not None:  # no SD or correlation: the variance is exp(w' alpha) per group
+                out.append((np.zeros(0), np.zeros(0)))
+                pos += size
+                continue
+            sd = fs.copy()
+            free = np.isnan(fs)
+            sd[free] = self.sd_unit * np.exp(theta[pos:pos + free.sum()])
+            pos += free.sum()
+            rho = fr.copy()
+            free_r = np.isnan(fr)
+            n = free_r.sum()
+            if n:
+                rho[free_r] = t.structure.correlation.from_theta(theta[pos:pos + n], t.q)
+            pos += n
+            out.append((sd, rho))
+        return out
+
+    def theta_from_natural(self, natural: list[tuple[np.ndarray, np.ndarray]], alpha=None) -> np.ndarray:
+        """Inverse of :meth:`natural` (for starting values); an SD of 0 maps to -inf.
+
+        ``alpha`` gives the scale coefficients of the terms with a scale model
+        (concatenated, as :meth:`alpha_names`); zero when omitted.
+        """
+        parts, alpha_pos = [], 0
+        alpha = np.zeros(self.n_alpha) if alpha is None else np.asarray(alpha, dtype=float)
+        for k, (t, fs, fr, (sd, rho)) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho, natural)):
+            sc = self.scale_of(k)
+            if sc is not None:
+                parts.append(np.linalg.solve(sc.transform, alpha[alpha_pos:alpha_pos + sc.r]))
+                alpha_pos += sc.r
+                continue
+            with np.errstate(divide="ignore"):
+                parts.append(np.log(np.asarray(sd)[np.isnan(fs)] / self.sd_unit))
+            free_r = np.isnan(fr)
+            if free_r.any():
+                parts.append(t.structure.correlation.to_theta(np.asarray(rho), t.q))
+        return np.concatenate(parts) if parts else np.zeros(0)
+
+    def covariances(self, theta: np.ndarray) -> list[np.ndarray]:
+        """The q x q matrices G_k at ``theta`` (None for a term with a scale model: see
+        :meth:`group_variances`)."""
+        return [None if self.scale_of(k) is not None else t.structure.covariance(sd, rho, t.q)
+                for k, (t, (sd, rho)) in enumerate(zip(self.terms, self.natural(theta)))]
+
+    def gradient(self, theta: np.ndarray, dG: list[np.ndarray]) -> np.ndarray:
+        """Chain rule: from d(objective)/dG_k (q x q each) to d(objective)/dtheta.
+
+        Not for models with a scale model, whose likelihood gives d/dtheta directly
+        (through :meth:`group_variances`).
+        """
+        if self.has_scale:
+            raise ValueError("gradient(): the model has a scale model; use group_variances()")
+        theta = np.asarray(theta, dtype=float)
+        grad, pos = [], 0
+        for t, fs, fr, (sd, rho), H in zip(self.terms, self.fixed_sd, self.fixed_rho, self.natural(theta), dG):
+            d_sd, d_rho = t.structure.jacobian(sd, rho, t.q)
+            free = np.isnan(fs)
+            grad.append(np.einsum("kij,ij->k", d_sd, H)[free] * sd[free])  # d sd / d theta = sd
+            pos += free.sum()
+            n = int(np.isnan(fr).sum())
+            if n:
+                g_rho = np.einsum("kij,ij->k", d_rho, H)
+                grad.append(t.structure.correlation.theta_jacobian(theta[pos:pos + n], t.q).T @ g_rho)
+                pos += n
+        return np.concatenate(grad) if grad else np.zeros(0)
+
+
+def finite(theta: np.ndarray) -> np.ndarray:
+    """Replace -inf (an SD fixed at zero on the boundary) by a value giving SD ~ 0."""
+    return np.where(np.isneginf(theta), -745.0, theta)
+
+
+def _as_list(value, n: int, name: str) -> np.ndarray:
+    """Fixed values for ``n`` components: scalar, or a list with None for free entries."""
+    if value is None:
+        return np.full(n, np.nan)
+    values = [value] * n if np.isscalar(value) else list(value)
+    if len(values) != n:
+        raise SpecificationError(f"fixed: {name!r} needs {n} values (None for free ones), got {len(values)}.")
+    return np.array([np.nan if v is None else float(v) for v in values])
+
+
+def build_parameterization(terms: tuple, fixed: dict | None, sd_unit: float,
+                           scale_models: tuple = ()) -> Parameterization:
+    """Turn the user's ``fixed`` dict into per-term fixed SDs and correlations.
+
+    Parameters
+    ----------
+    terms : tuple of CovarianceTerm
+    fixed : dict, optional
+        metafor-style: ``{"sigma2": [None, 0.0], "tau2": 0.1, "rho": 0.5, "gamma2": ..., "phi": ...}``;
+        variances are given on the variance scale, ``None`` marks a free entry.
+    sd_unit : float
+        Typical SD for scaling the unconstrained parameters.
+    scale_models : tuple, optional
+        Per term, its scale model (:class:`~bayesmeta.design.scale_models.ScaleDesign`) or None.
+    """
+    fixed = dict(fixed or {})
+    unknown = set(fixed) - {"sigma2", "tau2", "rho", "gamma2", "phi"}
+    if unknown:
+        raise SpecificationError(
+            f"fixed: unknown component(s) {sorted(unknown)}; use 'sigma2', 'tau2', 'rho', 'gamma2' or 'phi'."
+        )
+    fixed_sd, fixed_rho = [], []
+    sigma_terms = [t for t in terms if t.family == "sigma2"]
+    sigma_fixed = _as_list(fixed.get("sigma2"), len(sigma_terms), "sigma2")
+    if "sigma2" in fixed and not sigma_terms:
+        raise SpecificationError("fixed: 'sigma2' given but the model has no nested random intercepts.")
+    i_sigma = 0
+    for t in terms:
+        if t.family == "sigma2":
+            fixed_sd.append(np.array([sigma_fixed[i_sigma]]))
+            fixed_rho.append(np.zeros(0))
+            i_sigma += 1
+            continue
+        corr_name = t.correlation_family
+        fixed_sd.append(_as_list(fixed.get(t.family), t.n_sd, t.family))
+        if corr_name in fixed and t.n_rho == 0:
+            raise SpecificationError(f"fixed: {corr_name!r} given but the {t.structure.name} term {t.label!r} has no correlation.")
+        rho = _as_list(fixed.get(corr_name), t.n_rho, corr_name) if t.n_rho else np.zeros(0)
+        if np.isnan(rho).any() and not np.isnan(rho).all():
+            raise SpecificationError(
+                f"fixed: correlations of the {t.structure.name} term {t.label!r} must be all free or all fixed."
+            )
+        lo = t.structure.rho_lower_bound(t.q)
+        bad = rho[~np.isnan(rho)]
+        if np.any((bad <= lo - 1e-12) | (bad > 1)):
+            raise SpecificationError(f"fixed: {corr_name!r} values {bad} are outside ({lo:.3g}, 1].")
+        fixed_rho.append(rho)
+    for name in ("tau2", "gamma2"):
+        if name in fixed and not any(t.family == name for t in terms):
+            raise SpecificationError(f"fixed: {name!r} given but the model has no such component.")
+    for fs in fixed_sd:
+        if np.any(fs[~np.isnan(fs)] < 0):
+            raise SpecificationError("fixed: variances must be non-negative.")
+    fixed_sd = [np.where(np.isnan(fs), np.nan, np.sqrt(np.abs(fs))) for fs in fixed_sd]
+    for k, sc in enumerate(scale_models):
+        if sc is None:
+            continue
+        if not np.isnan(fixed_sd[k]).all():
+            raise SpecificationError(f"fixed: the variance of {terms[k].label!r} is given by its scale model "
+                                     f"({sc.formula!r}) and cannot be fixed.")
+        fixed_sd[k], fixed_rho[k] = np.zeros(0), np.zeros(0)
+    return Parameterization(tuple(terms), float(sd_unit), tuple(fixed_sd), tuple(fixed_rho), tuple(scale_models))

@@ -1,0 +1,66 @@
+"""Posterior (or prior) draws of the model's parameters as NumPy arrays.
+
+The Bayesian graph stores, per draw, the variance components under metafor's
+names (``sigma2``, ``tau2``, ``rho``, ``gamma2``, ``phi``) and the scale
+coefficients ``alpha``; everything computed from draws afterwards (random
+effects, predictions, posterior predictive) starts from the per-term
+covariance matrices built here. NumPy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...design.parameters import FAMILIES, Parameterization
+
+
+def natural_from_draws(param: Parameterization, values: dict) -> list:
+    """Per-term (sd, rho) from the deterministics sigma2/tau2/rho/gamma2/phi.
+
+    ``values`` maps each family present to an array (S, k) of S draws; the
+    result holds, per term, arrays ``sd`` (S, n_sd) and ``rho`` (S, n_rho).
+    """
+    cursor = {f: 0 for pair in FAMILIES.items() for f in pair if f}
+    natural = []
+    n_draws = len(next(iter(values.values()))) if values else 0
+    for k, t in enumerate(param.terms):
+        if param.scale_of(k) is not None:  # no SD: the variances come from alpha
+            natural.append((np.zeros((n_draws, 0)), np.zeros((n_draws, 0))))
+            continue
+        family = values[t.family]
+        sd = np.sqrt(family[:, cursor[t.family]:cursor[t.family] + t.n_sd])
+        cursor[t.family] += t.n_sd
+        rho = np.zeros((len(family), t.n_rho))
+        corr = FAMILIES.get(t.family)
+        if corr and t.n_rho:
+            rho = values[corr][:, cursor[corr]:cursor[corr] + t.n_rho]
+            cursor[corr] += t.n_rho
+        natural.append((sd, rho))
+    return natural
+
+
+def covariances_from_draws(param: Parameterization, values: dict) -> list[np.ndarray]:
+    """Per term, the random-effect covariance of every draw, (S, q, q); for a term with a
+    scale model, the variance of each of its groups in every draw, (S, n_groups), from
+    ``values["alpha"]`` (S, n_alpha)."""
+    out = []
+    for k, (t, (sd, rho)) in enumerate(zip(param.terms, natural_from_draws(param, values))):
+        sc = param.scale_of(k)
+        if sc is not None:
+            out.append(np.exp(values["alpha"][:, param.alpha_slice(k)] @ sc.W.T))
+        else:
+            out.append(np.stack([t.structure.covariance(sd_s, rho_s, t.q) for sd_s, rho_s in zip(sd, rho)]))
+    return out
+
+
+def parameter_draws(param: Parameterization, posterior) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Fixed effects (S, p) and per-term covariances (S, q, q) of every draw, chains stacked
+    (for a term with a scale model, the variances of its groups, (S, n_groups))."""
+    def flat(name):
+        values = posterior[name].values
+        return values.reshape((-1,) + values.shape[2:])
+
+    families = {f for t in param.terms for f in (t.family, FAMILIES.get(t.family)) if f and f in posterior}
+    if param.has_scale:
+        families.add("alpha")
+    return flat("beta"), covariances_from_draws(param, {f: flat(f) for f in families})

@@ -1,0 +1,68 @@
+"""The posterior mode (MAP) of the PyMC model, and the Laplace approximation there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+
+from ...design.build import Design
+from ...design.parameters import Parameterization
+from ...likelihood.marginal import evaluate
+from ...likelihood.profiled import Evaluation
+from ..mode.objective import Objective
+from ..mode.optimize import ModeEstimate
+from ..mode.scale_covariance import scale_inference
+from .augment import add_random_effects_and_predictions
+from .draws import natural_from_draws
+from .priors import PriorSet
+from .pymc_model import build_model
+
+
+def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, restricted: bool):
+    """Posterior mode (MAP) of the graph, as a :class:`~bayesmeta.engines.mode.optimize.ModeEstimate`.
+
+    The fixed effects' covariance is the inverse of the posterior precision of
+    beta given the variance components (X' Sigma^-1 X plus the precision of Normal
+    priors); the log-likelihood reported is that of the graph's likelihood
+    (restricted if ``restricted``) at the mode. Scale coefficients get the inverse
+    of the likelihood's Hessian plus the precision of their Normal priors.
+    """
+    model = build_model(design, param, prior_set, restricted=restricted)
+    point, raw = pm.find_MAP(model=model, progressbar=False, method="L-BFGS-B", return_raw=True,
+                             options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10000})
+    natural = [(sd[0], rho[0]) for sd, rho in
+               natural_from_draws(param, {k: np.atleast_1d(v)[None] for k, v in point.items()})]
+    alpha = np.atleast_1d(point["alpha"]) if param.has_scale else None
+    with np.errstate(divide="ignore"):
+        theta = param.theta_from_natural(natural, alpha)  # an SD of exactly 0 maps to -inf, as in ML/REML
+    objective = Objective(design, param, restricted)
+    profiled = objective.evaluate(theta)
+    beta = np.atleast_1d(point["beta"])
+    A = np.linalg.inv(profiled.vcov)
+    shift = beta - profiled.beta
+    prior_precision = np.array([1.0 / p.parameters["sigma"] ** 2 if p.distribution == "Normal"
+                                and np.isscalar(p.parameters.get("sigma")) else 0.0 for p in prior_set.beta])
+    vcov = np.linalg.inv(A + np.diag(prior_precision))
+    loglik = profiled.loglik - 0.5 * shift @ A @ shift
+    zero = [np.zeros((t.q, t.q)) for t in param.terms]
+    fe = evaluate(design, zero, reml=False)
+    gradient_norm = float(np.max(np.abs(raw.jac))) if getattr(raw, "jac", None) is not None else np.nan
+    alpha_vcov, drift = None, ()
+    if param.has_scale:
+        alpha_precision = np.array([1.0 / p.parameters["sigma"] ** 2 if p.distribution == "Normal"
+                                    and np.isscalar(p.parameters.get("sigma")) else 0.0 for p in prior_set.alpha])
+        alpha_vcov, drift = scale_inference(objective, theta, alpha_precision)
+    return ModeEstimate("MAP", theta, natural, Evaluation(loglik, profiled.quad, beta, vcov, None),
+                        bool(raw.success or gradient_norm < 1e-4), str(raw.message), int(getattr(raw, "nit", 0)),
+                        gradient_norm, fe.quad, fe.beta, alpha_vcov, drift)
+
+
+def laplace(design: Design, param: Parameterization, prior_set: PriorSet, draws: int, random_seed,
+            restricted: bool = False):
+    """Gaussian approximation at the posterior mode (pymc-extras' fit_laplace), with draws."""
+    import pymc_extras as pmx
+
+    model = build_model(design, param, prior_set, restricted=restricted)
+    idata = pmx.fit_laplace(model=model, draws=draws, random_seed=random_seed, progressbar=False)
+    add_random_effects_and_predictions(idata, design, param, random_seed)
+    return idata

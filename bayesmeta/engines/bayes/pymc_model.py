@@ -1,0 +1,211 @@
+"""The PyMC model of a design: the random effects integrated out, the priors of the Bayesian engine.
+
+Free variables: the fixed effects ``beta`` (dim ``term``); the standard
+deviations of each variance family, ``sigma``, ``tau`` and ``gamma`` (the SDs
+of ``sigma2``, ``tau2`` and ``gamma2``); the free correlations (the canonical
+partial correlations ``cpc_<k>`` of each LKJ-distributed matrix, and
+``cor_single`` for the single correlations of CS/HCS/AR/HAR). Deterministics
+``sigma2``, ``tau2``, ``rho``, ``gamma2`` and ``phi`` carry the names, and their
+coordinates the labels, of :class:`~bayesmeta.results.mode.ModeResult`: a
+variance and its SD share the dim ``<family>_component`` (e.g.
+``sigma2_component``), whose coordinates are the components' labels (fixed
+components included; when some SD of a family is fixed, the free ones are the
+variable ``<sd>_free`` and the SD variable is a deterministic). The likelihood is
+the marginal Gaussian of :mod:`bayesmeta.likelihood.graph`, added as a potential.
+
+Location-scale models add the scale coefficients ``alpha`` (dim ``scale_term``);
+the variance of every group of a level with a scale model is ``exp(W alpha)``.
+NUTS works on the coefficients ``alpha_std`` of the standardised moderators
+(``alpha = T alpha_std``, as the ML/REML engine), which removes the strong
+correlation between an intercept and uncentred moderators; independent Normal
+priors on ``alpha`` (the default) become the equivalent multivariate normal prior
+on ``alpha_std``, flat priors stay flat, and other priors are put on ``alpha``
+directly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+from pymc_extras.prior import Prior
+
+from ...design.build import Design
+from ...design.parameters import SD_NAMES, Parameterization
+from ...likelihood.graph import block_loglik, total_loglik
+from ...spec.structures import Unstructured, lower_pairs
+from .priors import PriorSet
+
+
+def component_dim(family: str) -> str:
+    """The dim of a variance family (and of its SD) or a correlation family in the posterior."""
+    return f"{family}_component"
+
+
+def _same_family(priors) -> bool:
+    first = priors[0]
+    return all(
+        p.distribution == first.distribution and set(p.parameters) == set(first.parameters)
+        and all(np.isscalar(v) for v in p.parameters.values()) for p in priors)
+
+
+def _vector_variable(name: str, priors: tuple, dim: str):
+    """One vector variable when all priors share a distribution, else one per element, stacked."""
+    if _same_family(priors):
+        params = {k: np.array([p.parameters[k] for p in priors], dtype=float) for k in priors[0].parameters}
+        return Prior(priors[0].distribution, **params, dims=dim).create_variable(name)
+    parts = [p.deepcopy().create_variable(f"{name}_{i}") for i, p in enumerate(priors)]
+    return pm.Deterministic(name, pt.stack(parts), dims=dim)
+
+
+def _lkj_correlations(name: str, q: int, prior_set: PriorSet):
+    """Correlations (metafor's pair order) of a matrix with an LKJ prior, through canonical
+    partial correlations (CPCs).
+
+    With CPC (i, j) ~ Beta(b_j, b_j) on (-1, 1), b_j = eta + (q - 2 - j) / 2, the
+    correlation matrix has exactly the LKJ(eta) distribution (Lewandowski, Kurowicka
+    and Joe 2009, C-vine); under flat priors the CPCs are uniform.
+    """
+    _, cols = lower_pairs(q)
+    if prior_set.flat:
+        u = pm.Uniform(name, 0.0, 1.0, shape=len(cols))
+    else:
+        b = prior_set.lkj_eta + (q - 2 - cols) / 2.0
+        u = pm.Beta(name, alpha=b, beta=b, shape=len(cols))
+    return Unstructured.correlations_pt(2.0 * u - 1.0, q)
+
+
+def _scale_coefficients(param: Parameterization, prior_set: PriorSet):
+    """The scale coefficients ``alpha`` (dim ``scale_term``), and per term the vector of its
+    groups' variances ``exp(W alpha)`` (None for terms without a scale model)."""
+    priors = prior_set.alpha
+    T = param.alpha_transform()[:, param.alpha_positions()]
+    normal = all(p.distribution == "Normal" and set(p.parameters) == {"mu", "sigma"}
+                 and all(np.isscalar(v) for v in p.parameters.values()) for p in priors)
+    if prior_set.flat or normal:
+        if prior_set.flat:
+            alpha_std = pm.Flat("alpha_std", dims="scale_term")
+        else:
+            T_inv = np.linalg.inv(T)
+            mu = np.array([p.parameters["mu"] for p in priors], dtype=float)
+            sigma = np.array([p.parameters["sigma"] for p in priors], dtype=float)
+            cov = T_inv @ np.diag(sigma ** 2) @ T_inv.T
+            alpha_std = pm.MvNormal("alpha_std", mu=T_inv @ mu, cov=(cov + cov.T) / 2, dims="scale_term")
+        alpha = pm.Deterministic("alpha", pt.dot(T, alpha_std), dims="scale_term")
+    else:
+        alpha = _vector_variable("alpha", priors, "scale_term")
+    variances = [None if sc is None else pt.exp(pt.dot(sc.W, alpha[param.alpha_slice(k)]))
+                 for k, sc in enumerate(param.scale_models)]
+    return alpha, variances
+
+
+def _standard_deviations(model: pm.Model, param: Parameterization, prior_set: PriorSet) -> list:
+    """The SD vector of every term (fixed entries as constants; None for a term with a scale model).
+
+    Each variance family gets one SD variable over its components: the free
+    variable itself when all are free, else a deterministic over the free
+    variable ``<sd>_free`` and the fixed values.
+    """
+    labels = param.component_labels()
+    family_sd, complete = {}, {}
+    for family in (f for f in SD_NAMES if f in labels):
+        mine = [i for i, f in enumerate(prior_set.sd_families) if f == family]
+        priors = tuple(prior_set.sd[i] for i in mine)
+        name, dim = SD_NAMES[family], component_dim(family)
+        complete[family] = len(mine) == len(labels[family])
+        if complete[family]:
+            family_sd[family] = _vector_variable(name, priors, dim)
+            continue
+        values = pt.zeros(len(labels[family]))
+        if mine:
+            free_labels = [prior_set.sd_names[i] for i in mine]
+            model.add_coord(f"{family}_free", free_labels)
+            free = [labels[family].index(n) for n in free_labels]
+            values = pt.set_subtensor(values[free], _vector_variable(f"{name}_free", priors, f"{family}_free"))
+        family_sd[family] = values
+    out, start, parts = [], {f: 0 for f in family_sd}, {f: [] for f in family_sd}
+    for k, (t, fs) in enumerate(zip(param.terms, param.fixed_sd)):
+        if param.scale_of(k) is not None:
+            out.append(None)
+            continue
+        sd = family_sd[t.family][start[t.family]:start[t.family] + t.n_sd]
+        start[t.family] += t.n_sd
+        fixed = np.flatnonzero(~np.isnan(fs))
+        if len(fixed):
+            sd = pt.set_subtensor(sd[fixed], fs[fixed])
+        parts[t.family].append(sd)
+        out.append(sd)
+    for family in family_sd:
+        if not complete[family]:
+            pm.Deterministic(SD_NAMES[family], pt.concatenate(parts[family]).copy(), dims=component_dim(family))
+    return out
+
+
+def _correlations(param: Parameterization, prior_set: PriorSet) -> list:
+    """The correlation vector of every term (fixed entries as constants)."""
+    single = [t.rho_label(i) for t, fr in zip(param.terms, param.fixed_rho)
+              if t.structure.correlation.prior == "uniform" for i in np.flatnonzero(np.isnan(fr))]
+    free_single = None
+    if single:
+        pm.modelcontext(None).add_coord("single", single)
+        free_single = _vector_variable("cor_single", prior_set.rho, "single")
+    out, i_single = [], 0
+    for k, (t, fr) in enumerate(zip(param.terms, param.fixed_rho)):
+        free = np.flatnonzero(np.isnan(fr))
+        if param.scale_of(k) is not None or not len(free):
+            out.append(pt.as_tensor_variable(np.nan_to_num(fr)))
+        elif t.structure.correlation.prior == "lkj":
+            out.append(_lkj_correlations(f"cpc_{k}", t.q, prior_set))
+        else:
+            out.append(free_single[i_single:i_single + len(free)])
+            i_single += len(free)
+    return out
+
+
+def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
+                restricted: bool = False, store_block_loglik: bool = False) -> pm.Model:
+    """The PyMC model of a design under the given priors.
+
+    Parameters
+    ----------
+    design : Design
+    param : Parameterization
+    prior_set : PriorSet
+    restricted : bool
+        Add the restricted-likelihood term (its mode under flat priors is REML).
+    store_block_loglik : bool
+        Keep the log-likelihood of every block as the deterministic ``block_loglik``
+        (moved to the ``log_likelihood`` group after sampling).
+    """
+    labels = param.component_labels()
+    coords = {"term": list(design.coef_names), "block": np.arange(design.n_blocks)}
+    coords.update({component_dim(family): names for family, names in labels.items()})
+    if param.has_scale:
+        coords["scale_term"] = param.alpha_names()
+    with pm.Model(coords=coords) as model:
+        beta = _vector_variable("beta", prior_set.beta, "term")
+        variances = _scale_coefficients(param, prior_set)[1] if param.has_scale else None
+        sds = _standard_deviations(model, param, prior_set)
+        rhos = _correlations(param, prior_set)
+        G, families = [], {f: [] for f in labels}
+        for t, sd, rho in zip(param.terms, sds, rhos):
+            if sd is None:
+                G.append(None)
+                continue
+            G.append(t.structure.covariance_pt(sd, rho, t.q))
+            families[t.family].append(sd ** 2)
+            if t.correlation_family and t.n_rho:
+                families[t.correlation_family].append(rho)
+        for family, parts in families.items():
+            # copies: pt.concatenate of one part returns that part itself, and two
+            # deterministics must never share one variable (the second would rename it)
+            pm.Deterministic(family, pt.concatenate(parts).copy(), dims=component_dim(family))
+        if store_block_loglik:
+            pm.Deterministic("block_loglik", block_loglik(design, beta, G, variances=variances)[0], dims="block")
+        # nested intercepts only, each with one free SD: the likelihood takes the variances directly (fewer nodes)
+        simple = (variances is None and all(t.q == 1 for t in param.terms)
+                  and not np.any(~np.isnan(np.concatenate(param.fixed_sd))))
+        term_variances = pt.concatenate([sd ** 2 for sd in sds]) if simple else None
+        pm.Potential("loglik", total_loglik(design, beta, G, restricted=restricted, variances=variances,
+                                            term_variances=term_variances))
+    return model

@@ -1,0 +1,216 @@
+"""The marginal likelihood as a PyTensor graph, for the Bayesian engine.
+
+Same model and the same two evaluation paths as :mod:`bayesmeta.likelihood.profiled`
+(which profiles the fixed effects out and works in NumPy): the batched blocks
+(padded to a common size, Cholesky per block) and the O(n) closed form for
+nested random intercepts with diagonal V (:mod:`bayesmeta.likelihood.nested`). Here the
+fixed effects ``beta`` are free, and the log-likelihood is returned per
+independent block, so that it can be summed for sampling and stored per block
+for model comparison (LOO at the level of clusters).
+
+The optional restricted term ``1/2 p log 2pi + 1/2 log|X'X| - 1/2 log|X' Sigma^-1 X|``
+turns the full likelihood into REML's: its maximum over (beta, theta) is the
+REML estimate of theta.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.tensor.slinalg import solve_triangular
+
+from ..design.build import Design
+from .nested_op import nested_loglik
+from .profiled import LOG_2PI
+
+
+def _segment_sum(values, ids: np.ndarray, n_groups: int):
+    """Sum rows of ``values`` that share an id (ids are sorted and dense 0..n_groups-1)."""
+    zeros = pt.zeros((n_groups,) + tuple(values.shape[1:]), dtype=values.dtype)
+    return pt.inc_subtensor(zeros[ids], values)
+
+
+def _ids_from_starts(starts: np.ndarray, n_units: int) -> np.ndarray:
+    return np.repeat(np.arange(len(starts)), np.diff(np.append(starts, n_units)))
+
+
+def _nested_logp(design: Design, beta, G: list, restricted: bool, variances=None):
+    """Per-block log-likelihood (and X' Sigma^-1 X) by the nested closed form.
+
+    ``variances`` (location-scale models) gives, per term, None or a vector of the
+    variances of its groups (indexed by group code), used instead of ``G``.
+    """
+    nd = design.nested
+    p = design.p
+    X = nd.U[:, :p]
+    y = nd.U[:, p]
+    per_group = variances or [None] * len(G)
+    # the variance of every group of every level (finest first), in sorted order
+    s = [G[k][0, 0] if per_group[k] is None else per_group[k][codes]
+         for k, codes in zip(nd.term_index, nd.group_codes)]
+    d = pt.as_tensor_variable(nd.d)
+    levels = list(zip(nd.starts, s))
+    n = len(y)
+    if len(levels[0][0]) == n:  # one-row groups: absorbed into the diagonal
+        d = d + levels[0][1]
+        levels = levels[1:]
+    r = y - pt.dot(X, beta)
+    a, b, c, logdet = 1.0 / d, r / d, r ** 2 / d, pt.log(d)
+    P = X[:, :, None] * X[:, None, :] / d[:, None, None] if restricted else None
+    x1 = X / d[:, None] if restricted else None
+    n_units = n
+    for start, sk in levels:
+        ids = _ids_from_starts(start, n_units)
+        n_units = len(start)
+        a, b, c, logdet = (_segment_sum(v, ids, n_units) for v in (a, b, c, logdet))
+        denom = 1.0 + sk * a
+        c = c - sk * b ** 2 / denom
+        b = b / denom
+        a = a / denom
+        logdet = logdet + pt.log(denom)
+        if restricted:
+            P = _segment_sum(P, ids, n_units)
+            x1 = _segment_sum(x1, ids, n_units)
+            P = P - (sk / denom)[:, None, None] * x1[:, :, None] * x1[:, None, :]
+            x1 = x1 / denom[:, None]
+    top_rows = nd.row_starts[-1] if nd.row_starts else np.arange(n)
+    sizes = np.diff(np.append(top_rows, n))
+    logp = -0.5 * (sizes * LOG_2PI + logdet + c)
+    block_ids = design.block_of_row[nd.perm[top_rows]]
+    A = P.sum(axis=0) if restricted else None
+    return logp, block_ids, A
+
+
+#: Blocks up to this size use an unrolled Cholesky factorisation, vectorised over the
+#: batch; larger ones call LAPACK block by block.
+UNROLL_MAX = 8
+
+
+def _unrolled_cholesky(S, m: int) -> dict:
+    """Cholesky factor of every m x m block of S (B, m, m) as a dict (i, j) -> (B,) vector.
+
+    Elementwise operations only, vectorised over the batch, which PyTensor fuses
+    into a few loops: much faster than a per-block LAPACK call for small blocks.
+    A block that is not positive definite gives NaN (the draw is rejected).
+    """
+    L = {}
+    for j in range(m):
+        L[j, j] = pt.sqrt(S[:, j, j] - sum((L[j, k] ** 2 for k in range(j)), start=pt.constant(0.0)))
+        for i in range(j + 1, m):
+            acc = sum((L[i, k] * L[j, k] for k in range(j)), start=pt.constant(0.0))
+            L[i, j] = (S[:, i, j] - acc) / L[j, j]
+    return L
+
+
+def _unrolled_forward(L: dict, b, m: int) -> list:
+    """Solve L z = b for each block; b is (B, m), the result a list of (B,) vectors."""
+    z = []
+    for i in range(m):
+        acc = sum((L[i, k] * z[k] for k in range(i)), start=pt.constant(0.0))
+        z.append((b[:, i] - acc) / L[i, i])
+    return z
+
+
+def _factor_and_solve(S, b, extra, m: int):
+    """log|S|, |L^-1 b|^2 and L^-1 extra (B, m, k) for every block.
+
+    The unrolled Cholesky serves small blocks without ``extra``; the restricted
+    term's solves against X take the LAPACK path, because unrolling them makes the
+    gradient's graph too large to compile in reasonable time.
+    """
+    if m <= UNROLL_MAX and extra is None:
+        L = _unrolled_cholesky(S, m)
+        logdet = 2.0 * sum(pt.log(L[j, j]) for j in range(m))
+        quad = sum(zi ** 2 for zi in _unrolled_forward(L, b, m))
+        return logdet, quad, None
+    L = pt.linalg.cholesky(S)
+    z = solve_triangular(L, b, lower=True, b_ndim=1)
+    logdet = 2.0 * pt.log(pt.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+    solved = solve_triangular(L, extra, lower=True, b_ndim=2) if extra is not None else None
+    return logdet, (z ** 2).sum(axis=1), solved
+
+
+def _batched_logp(design: Design, beta, G: list, restricted: bool):
+    """Per-block log-likelihood (and X' Sigma^-1 X) over padded batches of blocks."""
+    parts, ids = [], []
+    A = 0.0
+    for batch in design.batches:
+        S = pt.as_tensor_variable(batch.V)
+        for Z, M, Gk in zip(batch.Z, batch.M, G):
+            if Z is None:
+                S = S + M * Gk[0, 0]
+            else:
+                S = S + M * pt.matmul(pt.matmul(Z, Gk), np.swapaxes(Z, 1, 2))
+        r = batch.y - pt.matmul(batch.X, beta)
+        m = batch.rows.shape[1]
+        logdet, quad, ZX = _factor_and_solve(S, r, batch.X if restricted else None, m)
+        real = (batch.rows >= 0).sum(axis=1)
+        parts.append(-0.5 * (real * LOG_2PI + logdet + quad))
+        ids.append(design.block_of_row[batch.rows[:, 0]])
+        if restricted:
+            W = ZX.reshape((-1, design.p))
+            A = A + W.T @ W
+    return pt.concatenate(parts), np.concatenate(ids), A if restricted else None
+
+
+def block_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None):
+    """Log-likelihood of every independent block, ordered by block id.
+
+    Parameters
+    ----------
+    design : Design
+    beta : pytensor vector (p,)
+    G : list of pytensor matrices
+        Random-effect covariance of each covariance term (None for a term with a
+        scale model).
+    restricted : bool
+        Also return the restricted (REML) term.
+    variances : list, optional
+        Location-scale models: per term, None or the pytensor vector of the
+        variances of its groups, ``exp(W alpha)`` (nested closed form only).
+
+    Returns
+    -------
+    logp : pytensor vector (n_blocks,)
+    restricted_term : pytensor scalar or None
+    """
+    if design.nested is not None:
+        logp, ids, A = _nested_logp(design, beta, G, restricted, variances)
+    elif design.batches:
+        logp, ids, A = _batched_logp(design, beta, G, restricted)
+    else:  # no random effects and no batches: cannot happen (batches are always built otherwise)
+        raise ValueError("design has neither batches nor a nested closed form")
+    order = np.argsort(ids)
+    logp = logp[order]
+    term = None
+    if restricted:
+        term = 0.5 * (design.p * LOG_2PI + design.logdet_xtx) - pt.log(pt.diagonal(pt.linalg.cholesky(A))).sum()
+    return logp, term
+
+
+def total_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None, term_variances=None):
+    """The log-likelihood summed over blocks (plus the restricted term if asked).
+
+    Nested designs without the restricted term use one fused Op with its own
+    gradient (:mod:`bayesmeta.likelihood.nested_op`), about twice as fast to evaluate as the
+    graph of :func:`block_loglik`; everything else sums that graph.
+
+    Parameters
+    ----------
+    design, beta, G, restricted, variances
+        As for :func:`block_loglik`.
+    term_variances : pytensor vector, optional
+        The variance of every term, when all are one-dimensional and there is no
+        scale model (the same as ``G``, with fewer graph nodes).
+    """
+    if design.nested is None or restricted:
+        logp, term = block_loglik(design, beta, G, restricted=restricted, variances=variances)
+        return logp.sum() + (term if restricted else 0.0)
+    if term_variances is not None and variances is None:
+        return nested_loglik(design, beta, term_variances)
+    nd = design.nested
+    per_term = [G[k][0, 0] if G[k] is not None else None for k in range(len(G))]
+    for k, codes in zip(nd.term_index, nd.group_codes):
+        if variances is not None and variances[k] is not None:
+            per_term[k] = variances[k][codes]
+    return nested_loglik(design, beta, per_term)

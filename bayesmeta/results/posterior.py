@@ -1,0 +1,326 @@
+"""Results of the Bayesian engine: posterior draws with diagnostics.
+
+:class:`BayesResult` wraps an :class:`arviz.InferenceData` whose posterior
+holds ``beta`` (dim ``term``), the SDs ``sigma``/``tau``/``gamma`` beside the
+variances ``sigma2``/``tau2``/``gamma2`` and the correlations ``rho``/``phi``
+(labelled as in :class:`~bayesmeta.results.mode.ModeResult`), ``alpha`` (dim
+``scale_term``) for location-scale models, and the random effects ``u_*``. It
+reports them with the same contract as ModeResult: ``coef``, ``se``, ``ci``,
+``sigma2``, ``tau2``, ``rho``, ``alpha`` (posterior means, SDs and equal-tailed
+intervals) and ``table()``. Problems of the sampler (divergences, R-hat above
+1.01, effective sample sizes below 400, low E-BFMI) are computed once, raised as
+:class:`~bayesmeta.errors.ConvergenceWarning` and shown in :meth:`BayesResult.summary`.
+
+ArviZ is imported when a result is first inspected, not with the package.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ..design.parameters import SD_NAMES
+from ..design.scale_models import select_level
+from ..engines.bayes.draws import parameter_draws
+from ..errors import ConvergenceWarning
+from .components import with_component_properties
+
+if TYPE_CHECKING:
+    import arviz as az
+
+    from ..engines.bayes.priors import PriorSet
+
+#: Thresholds for diagnostics warnings.
+MAX_RHAT = 1.01
+MIN_ESS = 400
+MIN_BFMI = 0.3
+#: Posterior variables reported in the table (those present).
+REPORTED = ("beta", "alpha", "sigma2", "tau2", "rho", "gamma2", "phi")
+#: Posterior variables whose convergence is diagnosed (those present).
+DIAGNOSED = ("beta", "alpha", *SD_NAMES.values(), "rho", "phi")
+#: How each sampler is named in tables.
+METHODS = {"pymc": "NUTS", "nutpie": "nutpie", "laplace": "Laplace"}
+
+
+@with_component_properties
+@dataclass(frozen=True)
+class BayesResult:
+    """Posterior draws of a meta-analytic model.
+
+    Attributes
+    ----------
+    idata : arviz.InferenceData
+        Posterior, sample statistics and (per independent block) ``log_likelihood``.
+    priors : PriorSet
+        The priors used, with :meth:`PriorSet.table`.
+    sampler : str
+        ``"pymc"``, ``"nutpie"`` or ``"laplace"``.
+    level : float
+        Probability of the reported intervals.
+    design, param : Design and Parameterization, optional
+        The model's arrays, needed by :meth:`predict`.
+    """
+
+    idata: "az.InferenceData" = field(repr=False)
+    priors: "PriorSet" = field(repr=False)
+    sampler: str = "pymc"
+    level: float = 0.95
+    design: object = field(default=None, repr=False)
+    param: object = field(default=None, repr=False)
+
+    def __post_init__(self):
+        for message in self.problems:
+            warnings.warn(message, ConvergenceWarning, stacklevel=3)
+
+    @property
+    def method(self) -> str:
+        """``"NUTS"``, ``"nutpie"`` or ``"Laplace"``."""
+        return METHODS.get(self.sampler, self.sampler)
+
+    @property
+    def var_names(self) -> list[str]:
+        """The posterior variables whose convergence is diagnosed."""
+        post = self.idata.posterior
+        return [v for v in DIAGNOSED if v in post]
+
+    @cached_property
+    def diagnostics(self) -> dict:
+        """Divergences, max R-hat, min bulk and tail ESS, min E-BFMI over the free parameters."""
+        import arviz as az
+
+        names = self.var_names
+        with warnings.catch_warnings():  # fixed components are constant: no R-hat or ESS (NaN, left out below)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rhat = az.rhat(self.idata, var_names=names)
+            ess_bulk = az.ess(self.idata, var_names=names, method="bulk")
+            ess_tail = az.ess(self.idata, var_names=names, method="tail")
+
+        def extreme(ds, fn):
+            values = np.concatenate([np.ravel(ds[v].values) for v in ds.data_vars])
+            values = values[np.isfinite(values)]
+            return float(fn(values)) if len(values) else np.nan
+
+        stats = self.idata.get("sample_stats")
+        divergences = int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
+        try:
+            bfmi = float(np.min(az.bfmi(self.idata)))
+        except (KeyError, ValueError, TypeError, AttributeError):
+            bfmi = np.nan
+        n_chains = self.idata.posterior.sizes["chain"]
+        return {"chains": int(n_chains), "draws": int(self.idata.posterior.sizes["draw"]),
+                "divergences": divergences, "max_rhat": extreme(rhat, np.max),
+                "min_ess_bulk": extreme(ess_bulk, np.min), "min_ess_tail": extreme(ess_tail, np.min),
+                "min_bfmi": bfmi}
+
+    @cached_property
+    def problems(self) -> list[str]:
+        """Readable descriptions of every failed diagnostic check."""
+        if self.sampler == "laplace":  # independent draws from a Gaussian: nothing to diagnose
+            return []
+        d = self.diagnostics
+        out = []
+        if d["divergences"]:
+            out.append(f"{d['divergences']} divergent transition(s) after tuning; "
+                       "increase target_accept or reparameterise.")
+        if d["chains"] > 1 and d["max_rhat"] > MAX_RHAT:
+            out.append(f"R-hat up to {d['max_rhat']:.3f} (> {MAX_RHAT}): the chains have not mixed.")
+        if d["min_ess_bulk"] < MIN_ESS or d["min_ess_tail"] < MIN_ESS:
+            out.append(f"effective sample size as low as {min(d['min_ess_bulk'], d['min_ess_tail']):.0f} "
+                       f"(< {MIN_ESS}): draw more samples.")
+        if np.isfinite(d["min_bfmi"]) and d["min_bfmi"] < MIN_BFMI:
+            out.append(f"E-BFMI as low as {d['min_bfmi']:.2f} (< {MIN_BFMI}).")
+        return out
+
+    def table(self) -> pd.DataFrame:
+        """Posterior mean (``estimate``), SD (``se``), equal-tailed interval (``ci_lb``, ``ci_ub``),
+        ESS and R-hat of every reported parameter, indexed as :meth:`ModeResult.table`."""
+        import arviz as az
+
+        names = [v for v in REPORTED if v in self.idata.posterior]
+        lo, hi = (1 - self.level) / 2, (1 + self.level) / 2
+        with warnings.catch_warnings():  # constant (fixed) components have no R-hat
+            warnings.simplefilter("ignore", RuntimeWarning)
+            s = az.summary(self.idata, var_names=names, kind="all", stat_focus="mean", round_to="none",
+                           stat_funcs={"ci_lb": lambda x: np.quantile(x, lo), "ci_ub": lambda x: np.quantile(x, hi)})
+        s = s.rename(columns={"mean": "estimate", "sd": "se"})
+        return s[["estimate", "se", "ci_lb", "ci_ub", "ess_bulk", "ess_tail", "r_hat"]]
+
+    # the shared contract: posterior means, SDs and intervals -------------------
+
+    def _summaries(self, name: str) -> pd.DataFrame:
+        """Mean, SD and equal-tailed interval of each element of a posterior variable,
+        indexed by its coordinate (empty when the model has no such variable)."""
+        post = self.idata.posterior
+        if name not in post:
+            return pd.DataFrame(columns=["estimate", "se", "ci_lb", "ci_ub"], dtype=float)
+        draws = self._draws(name)
+        draws = draws.reshape(len(draws), -1)
+        lo, hi = (1 - self.level) / 2, (1 + self.level) / 2
+        index = pd.Index(post[name][post[name].dims[-1]].values) if post[name].ndim > 2 else pd.Index([name])
+        return pd.DataFrame({"estimate": draws.mean(axis=0), "se": draws.std(axis=0, ddof=1),
+                             "ci_lb": np.quantile(draws, lo, axis=0), "ci_ub": np.quantile(draws, hi, axis=0)},
+                            index=index)
+
+    @cached_property
+    def coef(self) -> pd.Series:
+        """Posterior means of the fixed effects."""
+        return self._summaries("beta")["estimate"]
+
+    @cached_property
+    def se(self) -> pd.Series:
+        """Posterior SDs of the fixed effects."""
+        return self._summaries("beta")["se"]
+
+    @cached_property
+    def ci(self) -> pd.DataFrame:
+        """Equal-tailed posterior intervals of the fixed effects (``ci_lb``, ``ci_ub``)."""
+        return self._summaries("beta")[["ci_lb", "ci_ub"]]
+
+    @property
+    def alpha(self) -> pd.Series:
+        """Posterior means of the scale coefficients."""
+        return self._summaries("alpha")["estimate"].rename("alpha")
+
+    def component_values(self, family: str) -> pd.Series:
+        """Posterior means of one family of components (``"sigma2"``, ``"tau2"``, ``"rho"``, ...)."""
+        return self._summaries(family)["estimate"].rename(family)
+
+    def predict(self, newdata: pd.DataFrame | None = None, level: float | None = None,
+                random_seed=None) -> pd.DataFrame:
+        """Posterior of the mean effect and prediction interval for a new study.
+
+        For every posterior draw, the mean is ``x0' beta`` and the true effect of a
+        new study is the mean plus new random effects at every level
+        (``z0' u_new`` with ``u_new ~ N(0, G_k)`` for every term), as metafor's
+        ``predict`` (the interval excludes the new study's sampling error).
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            Moderator values (and the inner column of ``inner | outer`` terms).
+            Default: the rows of the data, or one row for a model without moderators.
+        level : float, optional
+            Probability of the intervals (default: the result's ``level``).
+        random_seed : int, optional
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``pred`` (posterior mean), ``se`` (posterior SD), ``ci_lb``/``ci_ub`` and
+            ``pi_lb``/``pi_ub`` (equal-tailed intervals of the mean and of a new study's effect).
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> school = bm.multilevel("effect ~ 1", bm.datasets.load("school"), levels="district/study", vi="var")
+        >>> post = school.sample(draws=300, tune=300, chains=2, random_seed=1, progressbar=False)  # doctest: +SKIP
+        >>> post.predict()  # doctest: +SKIP
+                       pred       se     ci_lb     ci_ub     pi_lb     pi_ub
+        new study  0.184...
+        """
+        if self.design is None or self.param is None:
+            raise ValueError("predict needs the model's design: use a result of MetaModel.sample or fit.")
+        level = self.level if level is None else level
+        design = self.design
+        scales = self.param.scale_models or (None,) * len(design.encodings)
+        if newdata is None:
+            X0, labels = design.X, design.row_labels
+            Z0 = [np.ones((design.n, 1)) if enc.Z is None else enc.Z for enc in design.encodings]
+            W0 = [None if sc is None else sc.W[enc.codes] for sc, enc in zip(scales, design.encodings)]
+            if (X0.shape[1] == 1 and np.ptp(X0[:, 0]) == 0 and all(enc.Z is None for enc in design.encodings)
+                    and not self.param.has_scale):
+                X0, Z0, labels = X0[:1], [z[:1] for z in Z0], np.array(["new study"])
+        else:
+            X0, Z0 = design.new_rows(newdata)
+            W0 = [None if sc is None else sc.new_W(newdata) for sc in scales]
+            labels = newdata.index.to_numpy()
+        beta, G = parameter_draws(self.param, self.idata.posterior)
+        alpha = self._draws("alpha") if self.param.has_scale else None
+        mean = beta @ X0.T  # (S, n0)
+        variance = sum(np.einsum("ni,sij,nj->sn", z, g, z) if w is None
+                       else np.exp(alpha[:, self.param.alpha_slice(k)] @ w.T)
+                       for k, (z, g, w) in enumerate(zip(Z0, G, W0)))
+        rng = np.random.default_rng(random_seed)
+        new_study = mean + np.sqrt(np.clip(variance, 0.0, None)) * rng.standard_normal(mean.shape)
+        lo, hi = (1 - level) / 2, (1 + level) / 2
+        return pd.DataFrame({"pred": mean.mean(axis=0), "se": mean.std(axis=0, ddof=1),
+                             "ci_lb": np.quantile(mean, lo, axis=0), "ci_ub": np.quantile(mean, hi, axis=0),
+                             "pi_lb": np.quantile(new_study, lo, axis=0), "pi_ub": np.quantile(new_study, hi, axis=0)},
+                            index=pd.Index(labels))
+
+    def _draws(self, name: str) -> np.ndarray:
+        values = self.idata.posterior[name].values
+        return values.reshape((-1,) + values.shape[2:])
+
+    def predict_variance(self, newdata: pd.DataFrame | None = None, term: str | None = None,
+                         level: float | None = None) -> pd.DataFrame:
+        """Posterior of the variances of a scale model (e.g. tau_i^2) at moderator values.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            Scale-moderator values; default: every group of the level.
+        term : str, optional
+            The level, when several have a scale model.
+        level : float, optional
+            Probability of the equal-tailed intervals (default: the result's).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``pred`` (posterior mean of the variance), ``ci_lb``, ``ci_ub`` (its
+            equal-tailed interval), ``log_pred`` and ``log_se`` (posterior mean and SD
+            of the log variance), as :meth:`ModeResult.predict_variance`, and
+            ``median`` (the posterior median of the variance, the counterpart of the
+            REML point estimate ``exp(w' alpha)`` for a skewed posterior).
+        """
+        if self.param is None:
+            raise ValueError("predict_variance needs the model's parameterisation: use a result of MetaModel.sample.")
+        k = select_level(self.param.scale_models, term)
+        sc = self.param.scale_models[k]
+        W0 = sc.W if newdata is None else sc.new_W(newdata)
+        log_var = self._draws("alpha")[:, self.param.alpha_slice(k)] @ W0.T  # (S, n0)
+        level = self.level if level is None else level
+        lo, hi = (1 - level) / 2, (1 + level) / 2
+        var = np.exp(log_var)
+        return pd.DataFrame({"pred": var.mean(axis=0), "ci_lb": np.quantile(var, lo, axis=0),
+                             "ci_ub": np.quantile(var, hi, axis=0), "log_pred": log_var.mean(axis=0),
+                             "log_se": log_var.std(axis=0, ddof=1), "median": np.median(var, axis=0)},
+                            index=pd.Index(sc.groups) if newdata is None else newdata.index)
+
+    def summary(self) -> str:
+        """A printable report: diagnostics, posterior table and priors."""
+        d = self.diagnostics
+        how = ("Laplace approximation at the posterior mode" if self.sampler == "laplace"
+               else f"{self.sampler} NUTS")
+        lines = [f"Bayesian meta-analysis ({how}: {d['chains']} chain(s) x {d['draws']} draws)", ""]
+        lines.append(f"divergences: {d['divergences']}   max R-hat: {d['max_rhat']:.3f}   "
+                     f"min ESS bulk/tail: {d['min_ess_bulk']:.0f}/{d['min_ess_tail']:.0f}   "
+                     f"min E-BFMI: {d['min_bfmi']:.2f}")
+        lines.append("")
+        table = self.table()
+        fmt = table.copy()
+        for c in ("estimate", "se", "ci_lb", "ci_ub"):
+            fmt[c] = table[c].map(lambda v: f"{v:.4f}")
+        for c in ("ess_bulk", "ess_tail"):
+            fmt[c] = table[c].map(lambda v: f"{v:.0f}")
+        fmt["r_hat"] = table["r_hat"].map(lambda v: f"{v:.3f}")
+        fmt = fmt.rename(columns={"estimate": "mean", "se": "sd", "ci_lb": f"{100 * (1 - self.level) / 2:g}%",
+                                  "ci_ub": f"{100 * (1 + self.level) / 2:g}%"})
+        lines.append(fmt.to_string())
+        lines.append("")
+        lines.append("Priors:")
+        lines.append(self.priors.table().to_string(index=False))
+        if self.problems:
+            lines.append("")
+            lines += [f"Warning: {p}" for p in self.problems]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
