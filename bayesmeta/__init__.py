@@ -31,7 +31,7 @@ from .errors import (
 )
 from .inference.combinations import lincom
 from .inference.comparison import compare
-from .inference.likelihood_ratio import lrt
+from .inference.likelihood_ratio import anova, lrt
 from .model import MetaModel
 from .prep.dependent_covariance import vcalc
 from .prep.effect_sizes import escalc
@@ -40,11 +40,13 @@ from .prep.wide_format import wide_to_long
 from .results.mode import ModeResult
 from .results.posterior import BayesResult
 
-__all__ = ["MetaModel", "ModeResult", "BayesResult", "Prior", "compare", "escalc", "datasets", "SpecificationError",
-           "MissingDataWarning", "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning", "DriftWarning", "lrt",
-           "location_scale", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance", "lincom", "multilevel",
-           "longitudinal", "arm_based", "ArmBasedModel", "network", "NetworkModel", "multivariate", "dose_response",
-           "DoseResponseModel"]
+__all__ = ["MetaModel", "ModeResult", "BayesResult", "Prior", "datasets",
+           "multilevel", "multivariate", "longitudinal", "arm_based", "ArmBasedModel", "network", "NetworkModel",
+           "dose_response", "DoseResponseModel", "location_scale",
+           "escalc", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance",
+           "compare", "lincom", "lrt", "anova",
+           "SpecificationError", "MissingDataWarning", "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning",
+           "DriftWarning"]
 __version__ = "0.1.0"
 
 

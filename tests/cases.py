@@ -162,3 +162,19 @@ def dense_Z(design) -> np.ndarray:
             Z[rows, enc.codes * q + j] = 1.0 if enc.Z is None else enc.Z[:, j]
         blocks.append(Z)
     return np.hstack(blocks)
+
+
+def ishak_long() -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """Long format (time 1..4, missing dropped, ordered by study then time) and the
+    within-study V with AR correlation phi = 0.97 over time."""
+    wide = bm.datasets.load("ishak2007")
+    parts = [pd.DataFrame({"study": wide["study"], "time": t, "yi": wide[f"y{t}i"], "vi": wide[f"v{t}i"]})
+             for t in range(1, 5)]
+    long = pd.concat(parts).dropna(subset=["yi"])
+    long = long.sort_values(["study", "time"], kind="stable").reset_index(drop=True)
+    blocks = []
+    for _, g in long.groupby("study", sort=False):
+        sd = np.sqrt(g["vi"].to_numpy())
+        t = g["time"].to_numpy()
+        blocks.append(np.outer(sd, sd) * 0.97 ** np.abs(np.subtract.outer(t, t)))
+    return long, blocks

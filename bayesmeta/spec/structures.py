@@ -59,6 +59,11 @@ class Correlation:
     def n_rho(self, q: int) -> int:
         return 0
 
+    def contains(self, other: "Correlation") -> bool:
+        """Whether every correlation matrix of ``other`` is one of this family's (no
+        correlation, the identity, is in every family)."""
+        return type(other) is Correlation or type(other) is type(self)
+
     def matrix(self, rho: np.ndarray, q: int) -> np.ndarray:
         return np.eye(q)
 
@@ -206,6 +211,9 @@ class Unstructured(Correlation):
     def n_rho(self, q):
         return q * (q - 1) // 2
 
+    def contains(self, other: Correlation) -> bool:
+        return True
+
     def matrix(self, rho, q):
         R = np.eye(q)
         i, j = lower_pairs(q)
@@ -336,6 +344,20 @@ class Structure:
     def rho_lower_bound(self, q: int) -> float:
         """Smallest admissible single correlation (exchangeable: -1/(q-1))."""
         return self.correlation.lower_bound(q)
+
+    def contains(self, other: "Structure") -> bool:
+        """Whether every covariance matrix of ``other`` is one of this structure's, so that a
+        model with ``other`` is nested in one with this structure (UN > HCS > CS > ID,
+        UN > DIAG > ID, HAR > AR > ID, ...).
+
+        Examples
+        --------
+        >>> [get_structure("UN").contains(get_structure(s)) for s in ("CS", "HAR", "DIAG")]
+        [True, True, True]
+        >>> get_structure("HCS").contains(get_structure("CS")), get_structure("CS").contains(get_structure("DIAG"))
+        (True, False)
+        """
+        return (self.heterogeneous or not other.heterogeneous) and self.correlation.contains(other.correlation)
 
 
 STRUCTURES = {s.name: s for s in (

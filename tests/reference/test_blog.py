@@ -4,8 +4,7 @@ Berkey 1998 (bivariate, UN) and Ishak 2007 (longitudinal, HAR with AR within-stu
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
-from cases import berkey_blocks
+from cases import berkey_blocks, ishak_long
 from reference_tools import assert_close, assert_matches_metafor, load_fixture
 
 import bayesmeta as bm
@@ -49,22 +48,6 @@ def test_berkey_meta_regression_ml():
     fit = bm.MetaModel("yi ~ 0 + outcome + outcome:I(year - 1983)", data=dat, V=berkey_blocks(dat),
                        random="~ outcome | trial", struct="UN").fit("ML")
     assert_matches_metafor(fit, BERKEY["un_year_ML"])
-
-
-def ishak_long() -> tuple[pd.DataFrame, list[np.ndarray]]:
-    """Long format (time 1..4, missing dropped, ordered by study then time) and the
-    within-study V with AR correlation phi = 0.97 over time."""
-    wide = bm.datasets.load("ishak2007")
-    parts = [pd.DataFrame({"study": wide["study"], "time": t, "yi": wide[f"y{t}i"], "vi": wide[f"v{t}i"]})
-             for t in range(1, 5)]
-    long = pd.concat(parts).dropna(subset=["yi"])
-    long = long.sort_values(["study", "time"], kind="stable").reset_index(drop=True)
-    blocks = []
-    for _, g in long.groupby("study", sort=False):
-        sd = np.sqrt(g["vi"].to_numpy())
-        t = g["time"].to_numpy()
-        blocks.append(np.outer(sd, sd) * 0.97 ** np.abs(np.subtract.outer(t, t)))
-    return long, blocks
 
 
 def test_ishak_heterogeneous_ar():
