@@ -13,16 +13,17 @@ import sys
 HEAVY = ("pymc", "pytensor", "arviz", "pymc_extras", "numba", "matplotlib", "xarray", "nutpie")
 
 
-def _loaded_after(code: str) -> list[str]:
+def _loaded_after(code: str, libraries=HEAVY) -> list[str]:
     script = code + (
         "\nimport sys, json\n"
-        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n")
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({tuple(libraries)!r}))))\n")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_import_loads_no_heavy_library():
     assert _loaded_after("import bayesmeta") == []
+    assert "formulaic" in _loaded_after("import bayesmeta\nbayesmeta.spec.formulas.formula_engine()", ("formulaic",))
 
 
 def test_ml_reml_path_loads_no_heavy_library():

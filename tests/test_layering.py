@@ -12,7 +12,7 @@ Results sit above inference because the results are where users call inference
 that fulfils the contract and never imports the result classes.
 
 Imports inside functions are allowed only for modules that load a heavy library
-(PyMC, PyTensor, ArviZ, numba, matplotlib) when imported, so that
+(PyMC, PyTensor, ArviZ, numba, matplotlib, formulaic) when imported, so that
 ``import bayesmeta`` and ML/REML stay light; and no module imports another
 module's private (underscore) names.
 """
@@ -25,7 +25,8 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "bayesmeta"
 RANKS = {"errors": 0, "datasets": 0, "spec": 1, "design": 2, "likelihood": 3, "prep": 3, "engines": 4,
          "inference": 5, "results": 6, "model": 7, "builders": 8, "": 9}
-HEAVY = {"pymc", "pytensor", "arviz", "numba", "matplotlib", "pymc_extras", "xarray", "nutpie"}
+#: Libraries loaded only when needed: the Bayesian engine's, plotting, and formulaic (a third of a second).
+HEAVY = {"pymc", "pytensor", "arviz", "numba", "matplotlib", "pymc_extras", "xarray", "nutpie", "formulaic"}
 
 
 def _module_name(path: Path) -> str:

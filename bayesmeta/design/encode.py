@@ -7,16 +7,14 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
-
 from ..errors import SpecificationError, format_rows
-from ..spec import splines  # noqa: F401  (registers the ns() transform with formulaic)
+from ..spec.formulas import formula_engine
 from .columns import check_columns, require_frame
 
 
 def encode(formula: str, data: pd.DataFrame):
     """formulaic's model matrix of ``formula`` on ``data`` (missing values are errors)."""
-    return model_matrix(formula, data, na_action="raise")
+    return formula_engine().model_matrix(formula, data, na_action="raise")
 
 
 def encode_new(spec, newdata: pd.DataFrame, where: str) -> np.ndarray:

@@ -1,11 +1,21 @@
-"""What a formula asks of the data: the columns it needs."""
+"""The formula engine (formulaic, loaded on first use) and what a formula asks of the data."""
 
 from __future__ import annotations
 
-from formulaic import Formula
-
 from ..errors import SpecificationError
-from . import splines  # noqa: F401  (registers the ns() transform with formulaic)
+
+
+def formula_engine():
+    """formulaic, with bayesmeta's ``ns()`` registered among its transforms.
+
+    Imported when the first formula is read, not with the package: formulaic takes
+    about a third of a second to import.
+    """
+    import formulaic
+
+    from . import splines  # noqa: F401  (registers the ns() transform with formulaic)
+
+    return formulaic
 
 
 def required_columns(formula: str, where: str) -> set[str]:
@@ -24,6 +34,6 @@ def required_columns(formula: str, where: str) -> set[str]:
     if not isinstance(formula, str):
         raise SpecificationError(f"{where}: expected a formula string, got {type(formula).__name__}.")
     try:
-        return set(Formula(formula).required_variables)
+        return set(formula_engine().Formula(formula).required_variables)
     except Exception as err:  # formulaic's parse errors
         raise SpecificationError(f"{where}: cannot parse {formula!r} ({err}).") from None
