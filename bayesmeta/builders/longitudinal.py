@@ -17,10 +17,8 @@ import pandas as pd
 from ..design.columns import check_arguments
 from ..errors import SpecificationError, format_rows
 from ..model import MetaModel
+from ..spec.structures import GROUPED, SLOPES
 from .inputs import complete, extra_terms
-
-FACTOR_STRUCTS = ("ID", "DIAG", "CS", "HCS", "AR", "HAR", "UN")
-SLOPE_STRUCTS = ("UN", "DIAG")
 
 
 def time_steps(values: pd.Series, times) -> tuple[list, np.ndarray]:
@@ -115,7 +113,7 @@ def longitudinal(data: pd.DataFrame, *, yi: str, id: str, time: str, vi: str | N
     check_arguments(data, yi=yi, id=id, time=time, vi=vi)
     if time_as not in ("factor", "continuous"):
         raise SpecificationError(f"time_as: expected 'factor' or 'continuous', got {time_as!r}.")
-    allowed = FACTOR_STRUCTS if time_as == "factor" else SLOPE_STRUCTS
+    allowed = GROUPED if time_as == "factor" else SLOPES
     struct = struct or ("AR" if time_as == "factor" else "UN")
     if struct not in allowed:
         raise SpecificationError(f"struct: for time_as={time_as!r} expected one of {', '.join(allowed)}, got {struct!r}.")

@@ -9,9 +9,8 @@ from ..design.columns import check_arguments
 from ..errors import SpecificationError
 from ..model import MetaModel
 from ..prep.wide_format import wide_to_long
+from ..spec.structures import UNORDERED
 from .inputs import moderator_terms
-
-STRUCTS = ("UN", "CS", "HCS", "DIAG", "ID")
 
 
 def per_outcome(outcome: str, mods: str | None) -> str:
@@ -74,8 +73,9 @@ def multivariate(data: pd.DataFrame, *, outcomes=None, id: str | None = None, ve
     >>> [round(b, 4) for b in model.fit().coef]
     [0.3534, -0.3392]
     """
-    if struct not in STRUCTS:
-        raise SpecificationError(f"struct: expected one of {', '.join(STRUCTS)}, got {struct!r}.")
+    if struct not in UNORDERED:
+        raise SpecificationError(f"struct: expected one of {', '.join(UNORDERED)} (outcomes are not ordered), "
+                                 f"got {struct!r}.")
     wide = outcomes is not None
     long_args = {"yi": yi, "outcome": outcome, "V": V, "vi": vi}
     wide_args = {"vech": vech, "var": var, "se": se, "cor": cor}

@@ -18,14 +18,10 @@ import re
 from dataclasses import dataclass
 
 from ..errors import SpecificationError
-from .structures import ALIASES, STRUCTURES
+from .structures import ALIASES, GROUPED, SLOPES
 
 #: Label of the standard model's row-level random effect (and of its scale model).
 ROW_TERM = "row"
-#: Structures allowed for ``inner | outer`` terms.
-GROUPED_STRUCTS = tuple(STRUCTURES)
-#: Structures allowed for random slopes (metafor's GEN/GDIAG are accepted as aliases).
-SLOPE_STRUCTS = tuple(name for name, s in STRUCTURES.items() if s.slopes)
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 
 
@@ -134,16 +130,16 @@ def parse_random_term(text: str, struct: str | None = None) -> RandomTerm:
     outer = _check_name(rhs, text)
     if _NAME.match(lhs):
         chosen = (struct or "CS").upper()
-        if chosen not in GROUPED_STRUCTS:
+        if chosen not in GROUPED:
             raise SpecificationError(
-                f"struct: {struct!r} does not fit {text!r}; choose one of {', '.join(GROUPED_STRUCTS)}."
+                f"struct: {struct!r} does not fit {text!r}; choose one of {', '.join(GROUPED)}."
             )
         return GroupedTerm(lhs, outer, chosen)
     chosen = (struct or "UN").upper()
     chosen = ALIASES.get(chosen, chosen)
-    if chosen not in SLOPE_STRUCTS:
+    if chosen not in SLOPES:
         raise SpecificationError(
-            f"struct: {struct!r} does not fit the random-slope term {text!r}; choose one of {', '.join(SLOPE_STRUCTS)}."
+            f"struct: {struct!r} does not fit the random-slope term {text!r}; choose one of {', '.join(SLOPES)}."
         )
     return SlopeTerm(lhs, outer, chosen)
 

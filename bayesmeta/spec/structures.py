@@ -302,6 +302,11 @@ class Structure:
     correlation: Correlation
     slopes: bool = False
 
+    @property
+    def ordered(self) -> bool:
+        """Whether the structure assumes ordered levels (time points), as AR and HAR do."""
+        return isinstance(self.correlation, Autoregressive)
+
     def n_sd(self, q: int) -> int:
         return q if self.heterogeneous else 1
 
@@ -372,6 +377,10 @@ STRUCTURES = {s.name: s for s in (
 
 #: metafor's names of the slope structures.
 ALIASES = {"GEN": "UN", "GDIAG": "DIAG"}
+#: Structures of the effects of unordered levels (outcomes), of ordered levels (times) and of slopes.
+UNORDERED = tuple(name for name, s in STRUCTURES.items() if not s.ordered)
+GROUPED = tuple(STRUCTURES)
+SLOPES = tuple(name for name, s in STRUCTURES.items() if s.slopes)
 
 
 def get_structure(name: str) -> Structure:
