@@ -6,6 +6,12 @@ whose message names the argument, column or rows at fault.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
+
 
 class SpecificationError(ValueError):
     """The model specification or its data cannot define a valid model."""
@@ -44,3 +50,23 @@ def format_rows(rows, limit: int = 10) -> str:
     if len(rows) > limit:
         shown += f", ... ({len(rows)} in all)"
     return shown
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """Issue a warning at the user's line: the first caller outside the package.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn("something to know", MissingDataWarning)
+    >>> caught[0].filename.startswith(_PACKAGE)
+    False
+    """
+    depth = 1
+    frame = sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame = frame.f_back
+        depth += 1
+    warnings.warn(message, category, stacklevel=depth + 1)

@@ -13,10 +13,12 @@ import numpy as np
 import pandas as pd
 
 from .design.build import Design, build_design
+from .design.columns import require_frame
 from .design.parameters import Parameterization, build_parameterization
 from .design.scale_models import encode_scale_models
+from .engines.mode.moments import MOMENT_METHODS, fit_moments
 from .engines.mode.optimize import fit_mode
-from .errors import SpecificationError
+from .errors import SpecificationError, warn
 from .inference.intervals import check_level
 from .results.mode import ModeResult
 from .results.posterior import BayesResult
@@ -62,6 +64,12 @@ class MetaModel:
         constant within the groups of their level). See :mod:`bayesmeta.spec.scale_argument`.
     na_action : {"drop", "raise"}
         Drop rows with missing values (with a warning naming them) or raise.
+    trusted : bool
+        Formulas may contain only data columns, numbers, arithmetic and a list of
+        transforms, because formula text is evaluated as Python (see
+        :mod:`bayesmeta.spec.formulas`); ``trusted=True`` lifts that restriction for
+        formulas you wrote yourself. Never use it for formulas or column names that
+        come from data files or other people.
 
     Examples
     --------
@@ -82,7 +90,8 @@ class MetaModel:
     """
 
     def __init__(self, formula: str, data: pd.DataFrame, *, vi=None, V=None, random=None,
-                 struct=None, fixed: dict | None = None, scale=None, na_action: str = "drop"):
+                 struct=None, fixed: dict | None = None, scale=None, na_action: str = "drop",
+                 trusted: bool = False):
         if not isinstance(formula, str):
             raise SpecificationError(f"formula: expected a string such as 'yi ~ 1', got {type(formula).__name__}.")
         if random is None and struct is not None:
@@ -94,9 +103,10 @@ class MetaModel:
         self.scale = scale
         terms = None if random is None else parse_random(random, struct) if random != [] else ()
         self.terms = terms
-        scale_needs = {cite(key): scale_columns(f, cite(key)) for key, f in requested(scale)}
+        require_frame(data)
+        scale_needs = {cite(key): scale_columns(f, cite(key), data.columns, trusted) for key, f in requested(scale)}
         self.design: Design = build_design(formula, data, vi=vi, V=V, terms=terms, na_action=na_action,
-                                           extra_columns=scale_needs)
+                                           extra_columns=scale_needs, trusted=trusted)
         scale_models = encode_scale_models(scale, self.design.encodings, data.iloc[self.design.positions],
                                            self.design.obstacle_to_nested)
         typical_sd = float(np.sqrt(np.mean(self.design.V.diagonal())))
@@ -112,18 +122,28 @@ class MetaModel:
     def fit(self, method: str = "REML", *, test: str = "z", level: float = 0.95,
             control: dict | None = None, priors=None, restricted: bool = False, draws: int = 1000,
             random_seed=None):
-        """Estimate by maximum likelihood.
+        """Estimate by maximum likelihood (or, for the standard model, another estimator of tau^2).
 
         Parameters
         ----------
-        method : {"REML", "ML", "FE", "MAP", "laplace"}
+        method : {"REML", "ML", "FE", "DL", "HE", "HS", "SJ", "EB", "PM", "MAP", "laplace"}
             Restricted or full maximum likelihood, a fixed-effects (common-effect)
             fit with all free variance components at zero, the posterior mode of the
             Bayesian model (``"MAP"``), or a Gaussian approximation at that mode with
-            draws (``"laplace"``, returns a :class:`~bayesmeta.BayesResult`).
-        test : {"z", "t"}
+            draws (``"laplace"``, returns a :class:`~bayesmeta.BayesResult`). For the
+            standard model (``random=None``, no ``scale=``) also metafor's other
+            estimators of tau^2: DerSimonian-Laird, Hedges, Hunter-Schmidt,
+            Sidik-Jonkman, empirical Bayes and Paule-Mandel
+            (:mod:`bayesmeta.engines.mode.moments`); their log-likelihood, AIC, BIC
+            and AICc are the ML ones at the estimate, as metafor reports them.
+        test : {"z", "t", "knha"}
             Wald tests and intervals from the normal or from a t distribution with
-            k - p degrees of freedom.
+            k - p degrees of freedom; ``"knha"`` (Knapp and Hartung, standard model
+            only, as metafor's ``rma(test="knha")``) also multiplies the covariance of
+            the fixed effects by ``r' W r / (k - p)`` (``fit.s2w``), the weighted
+            residual sum of squares over its degrees of freedom, and tests moderators
+            jointly by an F test. metafor's ``rma.mv`` (models with random terms)
+            offers only ``"t"``, and so does this method there.
         level : float
             Confidence level of the intervals.
         control : dict, optional
@@ -145,13 +165,12 @@ class MetaModel:
         ModeResult, or BayesResult for ``"laplace"``
         """
         method = method.upper() if isinstance(method, str) else method
+        self._check_test(method, test)
         if method in ("MAP", "LAPLACE"):
             return self._fit_bayes_mode(method, test, level, priors, restricted, draws, random_seed)
-        if method not in _METHODS:
-            raise SpecificationError(
-                f"method: expected one of {', '.join(_METHODS)}, 'MAP' or 'laplace', got {method!r}.")
-        if test not in ("z", "t"):
-            raise SpecificationError(f"test: expected 'z' or 't', got {test!r}.")
+        if method not in _METHODS + MOMENT_METHODS:
+            raise SpecificationError(f"method: expected one of {', '.join(_METHODS + MOMENT_METHODS)}, 'MAP' or "
+                                     f"'laplace', got {method!r}.")
         level = check_level(level)
         if method == "FE" and self.param.has_scale:
             raise SpecificationError("method: 'FE' sets every variance to zero, which a scale model cannot express; "
@@ -160,8 +179,40 @@ class MetaModel:
         unknown = set(control) - {"maxiter", "polish"}
         if unknown:
             raise SpecificationError(f"control: unknown setting(s) {sorted(unknown)}; use 'maxiter' or 'polish'.")
-        estimate = fit_mode(self.design, self.param, method, **control)
+        if method in MOMENT_METHODS:
+            self._check_moment_method(method, control)
+            estimate = fit_moments(self.design, self.param, method)
+        else:
+            estimate = fit_mode(self.design, self.param, method, **control)
         return ModeResult(self.design, self.param, estimate, test=test, level=level)
+
+    def _check_test(self, method, test) -> None:
+        """Errors naming ``test`` (Knapp-Hartung: the standard model's ML/REML/FE/moment fits only)."""
+        if test not in ("z", "t", "knha"):
+            raise SpecificationError(f"test: expected 'z', 't' or 'knha', got {test!r}.")
+        if test != "knha":
+            return
+        if self.random is not None:
+            raise SpecificationError("test: 'knha' (Knapp-Hartung) is defined for the standard model (random=None), "
+                                     "as metafor's rma(); for models with random terms metafor's rma.mv offers "
+                                     "test='t', and so does this method.")
+        if method in ("MAP", "LAPLACE"):
+            raise SpecificationError(f"test: 'knha' adjusts ML, REML, FE and moment fits, not method {method!r}.")
+        if method == "FE":
+            warn("test: the Knapp-Hartung method is not meant for FE models (metafor warns the same).",
+                          UserWarning)
+
+    def _check_moment_method(self, method: str, control: dict) -> None:
+        """Errors naming ``method``: metafor's moment estimators fit the standard model only."""
+        if self.random is not None:
+            raise SpecificationError(f"method: {method!r} estimates tau^2 of the standard model (random=None), as "
+                                     "metafor's rma(); fit models with random terms by 'REML' or 'ML'.")
+        if self.param.has_scale:
+            raise SpecificationError(f"method: {method!r} cannot fit a location-scale model (scale=); use 'REML' "
+                                     "or 'ML', as metafor.")
+        if control:
+            raise SpecificationError(f"control: {sorted(control)} are settings of the ML/REML optimizer; method "
+                                     f"{method!r} has none.")
 
     def _priors(self, priors):
         """The resolved priors (imports the Bayesian engine's prior module, and so PyMC)."""

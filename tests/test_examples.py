@@ -20,7 +20,7 @@ EXPECTED = {
     "arm_based.py": ["-0.7131", "0.94", "-0.7145"],
     "multivariate.py": ["0.3534", "-0.3392"],
     "ishak.py": ["-25.9047", "NUTS"],
-    "school.py": ["0.1847", "NUTS"],
+    "school.py": ["0.1847", "NUTS", "0.0222", "0.2072", "0.0163", "0.0628", "-0.4502"],
     "location_scale.py": ["0.4308", "DriftWarning", "Figure saved to"],
 }
 

@@ -160,9 +160,9 @@ def test_fixed_component_is_held(school):
 
 def test_bad_fit_arguments(school):
     model = bm.MetaModel("effect ~ 1", data=school, vi="var")
-    with pytest.raises(SpecificationError, match="method: expected one of ML, REML, FE"):
-        model.fit("EB")
-    with pytest.raises(SpecificationError, match="test: expected 'z' or 't'"):
+    with pytest.raises(SpecificationError, match="method: expected one of ML, REML, FE, DL, HE, HS, SJ, EB, PM"):
+        model.fit("GENQ")
+    with pytest.raises(SpecificationError, match="test: expected 'z', 't' or 'knha'"):
         model.fit(test="wald")
     with pytest.raises(SpecificationError, match="level:"):
         model.fit(level=95)
@@ -190,3 +190,13 @@ def test_boundary_estimates_reported():
     assert fit.boundary == ["sigma2[trial]"]
     assert fit.sigma2.iloc[0] == 0.0
     assert "estimated on the boundary: sigma2[trial]" in fit.summary()
+
+
+def test_warnings_point_at_the_callers_line():
+    """Warnings are attributed to the user's code, however deep in the package they are raised."""
+    dat = bm.datasets.load("school").assign(effect=lambda d: d["effect"].where(d.index != 3))
+    with pytest.warns(MissingDataWarning) as direct:
+        bm.MetaModel("effect ~ 1", data=dat, vi="var")
+    with pytest.warns(MissingDataWarning) as through_a_builder:
+        bm.multilevel("effect ~ 1", dat, levels="district/study", vi="var")
+    assert direct[0].filename == through_a_builder[0].filename == __file__

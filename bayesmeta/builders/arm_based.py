@@ -16,6 +16,7 @@ from ..design.columns import check_arguments
 from ..errors import SpecificationError
 from ..inference.combinations import lincom
 from ..model import MetaModel
+from ..spec.formulas import quote
 from .arm_data import arm_inputs, arm_levels, arm_outcomes, check_one_row_per_arm
 from .inputs import complete, extra_terms, identifier
 
@@ -113,7 +114,7 @@ def arm_based(data: pd.DataFrame, *, study: str, arm: str, events: str | None = 
     extra = extra_terms(mods)
     ref = treatments[0]
     if study_effects == "random":
-        formula, random, struct = f"yi ~ 0 + {arm}{extra}", f"~ {arm} | {study}", "UN"
+        formula, random, struct = f"yi ~ 0 + {quote(arm)}{extra}", f"~ {quote(arm)} | {quote(study)}", "UN"
         contrast = {f"{t} vs {ref}": {f"{arm}[{t}]": 1.0, f"{arm}[{ref}]": -1.0} for t in treatments[1:]}
     else:
         indicators = {}
@@ -122,7 +123,8 @@ def arm_based(data: pd.DataFrame, *, study: str, arm: str, events: str | None = 
             indicators[name] = (dat[arm] == t).to_numpy(float)
         dat = dat.assign(**indicators)
         slopes = " + ".join(indicators)
-        formula, random = f"yi ~ 0 + C({study}) + {slopes}{extra}", f"~ 0 + {slopes} | {study}"
+        formula = f"yi ~ 0 + C({quote(study)}) + {slopes}{extra}"
+        random = f"~ 0 + {slopes} | {quote(study)}"
         struct = "UN" if len(indicators) > 1 else None
         contrast = {f"{t} vs {ref}": {name: 1.0} for t, name in zip(treatments[1:], indicators)}
     model = ArmBasedModel(formula, dat, vi="vi", random=random, struct=struct, na_action=na_action)

@@ -19,6 +19,7 @@ from ..errors import SpecificationError, format_rows
 from ..inference.combinations import lincom
 from ..model import MetaModel
 from ..prep.greenland_longnecker import gl_covariance
+from ..spec.formulas import quote
 from .inputs import by_first_appearance
 
 COVARIANCES = ("gl", "diagonal")
@@ -148,8 +149,9 @@ def dose_response(data: pd.DataFrame, *, id: str, dose: str, logrr: str, se: str
         outcome_rows = by_first_appearance(outcome_rows, id)  # the blocks' order
     else:
         V = {"vi": outcome_rows[se].to_numpy(float) ** 2}
-    curve = dose if knots is None else f"ns({dose}, knots={[float(k) for k in knots]})"
-    terms = {"same": [f"~ 0 + {curve} | {id}"], "linear": [f"~ 0 + {dose} | {id}"], "none": []}[random]
-    model = DoseResponseModel(f"{logrr} ~ 0 + {curve}", outcome_rows, random=terms, **V)
+    curve = quote(dose) if knots is None else f"ns({quote(dose)}, knots={[float(k) for k in knots]})"
+    group = quote(id)
+    terms = {"same": [f"~ 0 + {curve} | {group}"], "linear": [f"~ 0 + {quote(dose)} | {group}"], "none": []}[random]
+    model = DoseResponseModel(f"{quote(logrr)} ~ 0 + {curve}", outcome_rows, random=terms, **V)
     model.dose = dose
     return model

@@ -17,6 +17,7 @@ import pandas as pd
 from ..design.columns import check_arguments
 from ..errors import SpecificationError, format_rows
 from ..model import MetaModel
+from ..spec.formulas import quote
 from ..spec.structures import GROUPED, SLOPES
 from .inputs import complete, extra_terms
 
@@ -134,11 +135,11 @@ def longitudinal(data: pd.DataFrame, *, yi: str, id: str, time: str, vi: str | N
     fixed = extra_terms(mods)
     if time_as == "factor":
         dat[time] = pd.Categorical(dat[time], categories=times)
-        formula, random = f"{yi} ~ 0 + {time}{fixed}", f"~ {time} | {id}"
+        formula, random = f"{quote(yi)} ~ 0 + {quote(time)}{fixed}", f"~ {quote(time)} | {quote(id)}"
     else:
         centred = f"{time}_c"
         dat[centred] = dat[time] - (float(np.mean(times)) if center is None else center)
-        formula, random = f"{yi} ~ 1 + {centred}{fixed}", f"~ 1 + {centred} | {id}"
+        formula, random = f"{quote(yi)} ~ 1 + {quote(centred)}{fixed}", f"~ 1 + {quote(centred)} | {quote(id)}"
     if phi:
         V = ar_within(dat[vi].to_numpy(float), dat["_step"].to_numpy(), dat[id].to_numpy(), phi)
     model_vi = vi if V is None else None

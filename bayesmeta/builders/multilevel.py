@@ -6,6 +6,7 @@ import pandas as pd
 
 from ..errors import SpecificationError
 from ..model import MetaModel
+from ..spec.formulas import quote
 
 
 def nested_term(levels) -> str:
@@ -25,7 +26,7 @@ def nested_term(levels) -> str:
         raise SpecificationError("levels: expected column names, outer level first, e.g. ['district', 'study'].")
     if len(set(levels)) != len(levels):
         raise SpecificationError(f"levels: a column appears twice in {levels}.")
-    return "~ 1 | " + "/".join(levels)
+    return "~ 1 | " + "/".join(quote(level) for level in levels)
 
 
 def multilevel(formula: str, data: pd.DataFrame, *, levels, vi=None, V=None, na_action: str = "drop") -> MetaModel:

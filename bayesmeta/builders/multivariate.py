@@ -9,6 +9,7 @@ from ..design.columns import check_arguments
 from ..errors import SpecificationError
 from ..model import MetaModel
 from ..prep.wide_format import wide_to_long
+from ..spec.formulas import quote
 from ..spec.structures import UNORDERED
 from .inputs import moderator_terms
 
@@ -21,9 +22,9 @@ def per_outcome(outcome: str, mods: str | None) -> str:
     >>> per_outcome("outcome", "~ year + dose")
     '0 + outcome + outcome:(year + dose)'
     """
-    terms = f"0 + {outcome}"
+    terms = f"0 + {quote(outcome)}"
     if mods is not None:
-        terms += f" + {outcome}:({moderator_terms(mods)})"
+        terms += f" + {quote(outcome)}:({moderator_terms(mods)})"
     return terms
 
 
@@ -86,7 +87,7 @@ def multivariate(data: pd.DataFrame, *, outcomes=None, id: str | None = None, ve
                                      "covariance as vech= or var=/se= and cor=.")
         long, blocks = wide_to_long(data, outcomes, id=id, vech=vech, var=var, se=se, cor=cor)
         id = id or "study"
-        return MetaModel(f"y ~ {per_outcome('outcome', mods)}", long, V=blocks, random=f"~ outcome | {id}",
+        return MetaModel(f"y ~ {per_outcome('outcome', mods)}", long, V=blocks, random=f"~ outcome | {quote(id)}",
                          struct=struct, na_action=na_action)
     given = [k for k, v in wide_args.items() if v is not None]
     if given:
@@ -94,5 +95,6 @@ def multivariate(data: pd.DataFrame, *, outcomes=None, id: str | None = None, ve
     if yi is None or outcome is None or id is None:
         raise SpecificationError("Give outcomes= (wide data), or yi=, outcome= and id= (long data).")
     check_arguments(data, yi=yi, outcome=outcome, id=id)
-    return MetaModel(f"{yi} ~ {per_outcome(outcome, mods)}", data, V=V, vi=vi, random=f"~ {outcome} | {id}",
+    return MetaModel(f"{quote(yi)} ~ {per_outcome(outcome, mods)}", data, V=V, vi=vi,
+                     random=f"~ {quote(outcome)} | {quote(id)}",
                      struct=struct, na_action=na_action)

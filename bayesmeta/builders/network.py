@@ -27,6 +27,7 @@ from ..design.columns import check_arguments
 from ..errors import SpecificationError
 from ..inference.combinations import lincom
 from ..model import MetaModel
+from ..spec.formulas import quote
 from .arm_data import arm_inputs, arm_levels, arm_outcomes, check_one_row_per_arm
 from .inputs import by_first_appearance, complete, identifier
 
@@ -243,7 +244,7 @@ def network(data: pd.DataFrame, *, study: str, treatment: str, events: str | Non
     frame = contrasts.drop(columns="_design").assign(**columns)
     frame[treatment] = pd.Categorical(frame[treatment], categories=treatments)
     formula = "yi ~ 0 + " + " + ".join(columns)
-    net = NetworkModel(formula, frame, V=blocks, random=f"~ {treatment} | {study}", struct="CS",
+    net = NetworkModel(formula, frame, V=blocks, random=f"~ {quote(treatment)} | {quote(study)}", struct="CS",
                        fixed={"rho": 0.5}, na_action=na_action)
     net.treatments, net.basic, net.interactions = treatments, basic, interactions
     net.contrast_data = contrasts.drop(columns="_design")

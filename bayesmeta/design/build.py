@@ -9,13 +9,12 @@ batches for the likelihood (or lays the rows out for the nested closed form).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DenseBlockWarning, SpecificationError, format_rows
+from ..errors import DenseBlockWarning, SpecificationError, format_rows, warn
 from ..spec.formulas import required_columns
 from ..spec.random_terms import SlopeTerm
 from .blocks import build_batches, find_blocks
@@ -23,7 +22,12 @@ from .columns import check_columns, require_frame
 from .encode import encode, encode_new
 from .nested import NestedDesign, build_nested
 from .rows import check_rank, select_rows
-from .sampling_covariance import BlockDiagonal, as_block_diagonal, check_block_diagonal, from_variances
+from .sampling_covariance import (
+    BlockDiagonal,
+    as_block_diagonal,
+    check_block_diagonal,
+    from_variances,
+)
 from .terms import encode_terms
 
 #: Blocks larger than this (evaluated with dense matrices) trigger a DenseBlockWarning.
@@ -110,14 +114,14 @@ class Design:
         return X, [enc.new_z(newdata) for enc in self.encodings]
 
 
-def _used_columns(formula: str, vi, terms) -> list[str]:
-    cols = required_columns(formula, "formula")
+def _used_columns(formula: str, vi, terms, data: pd.DataFrame, trusted: bool) -> list[str]:
+    cols = required_columns(formula, "formula", data.columns, trusted)
     if isinstance(vi, str):
         cols.add(vi)
     for t in terms:
         cols.update(t.columns)
         if isinstance(t, SlopeTerm):
-            cols.update(required_columns("~ " + t.lhs, "random"))
+            cols.update(required_columns("~ " + t.lhs, "random", data.columns, trusted))
     return sorted(cols)
 
 
@@ -141,7 +145,7 @@ def _check_finite(values: np.ndarray, index, what: str) -> None:
 
 
 def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=None,
-                 na_action: str = "drop", extra_columns: dict | None = None) -> Design:
+                 na_action: str = "drop", extra_columns: dict | None = None, trusted: bool = False) -> Design:
     """Encode a model specification on data.
 
     Parameters
@@ -158,6 +162,8 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
     extra_columns : dict, optional
         Further columns the model needs (argument -> column names, e.g. those of a
         scale formula): checked, and rows missing them dropped.
+    trusted : bool
+        Skip the check that formulas run no code (:func:`bayesmeta.spec.formulas.check_formula`).
 
     Returns
     -------
@@ -173,7 +179,7 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
     extra = dict(extra_columns or {})
     for argument, names in extra.items():
         check_columns(data, argument, sorted(names))
-    columns = _used_columns(formula, vi, terms or ())
+    columns = _used_columns(formula, vi, terms or (), data, trusted)
     check_columns(data, "formula/random/vi", columns)
     columns = sorted(set(columns).union(*extra.values()))
     v_all, argument = _sampling_covariance(data, vi, V)
@@ -199,10 +205,10 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
         nested = build_nested(X, y, Vb.diagonal(), [e.codes for e in encodings])
     largest = int(np.bincount(block_of_row).max())
     if nested is None and largest > DENSE_BLOCK_WARNING:
-        warnings.warn(
+        warn(
             f"The random terms and V join {largest} rows into one block (crossed random effects or a dense V); "
             f"its likelihood uses dense {largest} x {largest} matrices, which is slow for large blocks.",
-            DenseBlockWarning, stacklevel=3)
+            DenseBlockWarning)
     batches = () if nested is not None else build_batches(y, X, Vb, encodings, block_of_row)
     dropped = data.index[np.setdiff1d(np.arange(len(data)), keep)].to_numpy()
     return Design(y, X, names, used.index.to_numpy(), keep, dropped, Vb, encodings, block_of_row, batches,

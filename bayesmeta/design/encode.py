@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+
 from ..errors import SpecificationError, format_rows
 from ..spec.formulas import formula_engine
 from .columns import check_columns, require_frame

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
-from ..errors import MissingDataWarning, SpecificationError, format_rows
+from ..errors import MissingDataWarning, SpecificationError, format_rows, warn
 
 
-def select_rows(data: pd.DataFrame, columns, vdiag: np.ndarray | None, na_action: str,
-                stacklevel: int = 4) -> np.ndarray:
+def select_rows(data: pd.DataFrame, columns, vdiag: np.ndarray | None, na_action: str) -> np.ndarray:
     """Positions of the rows without missing values in ``columns`` (and in ``vdiag``).
 
     The others are dropped with a :class:`~bayesmeta.errors.MissingDataWarning`
@@ -30,7 +27,7 @@ def select_rows(data: pd.DataFrame, columns, vdiag: np.ndarray | None, na_action
         msg = f"{missing.sum()} row(s) with missing values in {where}: rows {format_rows(labels)}"
         if na_action == "raise":
             raise SpecificationError(msg + " (na_action='raise').")
-        warnings.warn(msg + " were dropped.", MissingDataWarning, stacklevel=stacklevel)
+        warn(msg + " were dropped.", MissingDataWarning)
     return np.flatnonzero(~missing)
 
 

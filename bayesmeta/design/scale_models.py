@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SpecificationError, format_rows
-from ..spec.scale_argument import names_level, resolve_levels, scale_columns
+from ..spec.scale_argument import names_level, resolve_levels
 from .encode import encode, encode_new
 from .rows import check_rank
 
@@ -104,7 +104,8 @@ def standardising_transform(W: np.ndarray) -> np.ndarray:
 
 
 def encode_scale(formula: str, data: pd.DataFrame, codes: np.ndarray, groups: tuple, label: str) -> ScaleDesign:
-    """Encode one scale formula as one row of moderators per group of a level.
+    """Encode one scale formula (already checked, see :func:`bayesmeta.spec.scale_argument.scale_columns`)
+    as one row of moderators per group of a level.
 
     Parameters
     ----------
@@ -126,7 +127,6 @@ def encode_scale(formula: str, data: pd.DataFrame, codes: np.ndarray, groups: tu
         moderators are rank deficient.
     """
     where = f"scale ({label!r})"
-    scale_columns(formula, where)
     mm = encode(formula, data)
     rows = np.asarray(mm, dtype=float)
     names = list(mm.columns)

@@ -48,6 +48,17 @@ def chi2_sf(x, df):
     return special.chdtrc(df, x)
 
 
+def chi2_quantile(p, df):
+    """Quantiles (lower tail ``p``) of the chi-square distribution.
+
+    Examples
+    --------
+    >>> round(float(chi2_quantile(0.95, 1)), 4), round(float(chi2_quantile(0.025, 12)), 4)
+    (3.8415, 4.4038)
+    """
+    return special.chdtri(df, 1 - np.asarray(p, dtype=float))
+
+
 def f_sf(x, df1, df2):
     """Upper tail of the F distribution."""
     return special.fdtrc(df1, df2, x)

@@ -184,7 +184,7 @@ def _run(fit, part, variants, n_total, exact, progressbar, k=None):
     q_perm = np.full(n_total, np.nan)
     bar = tqdm(total=n_total, desc=f"permutations ({part})", disable=not progressbar)
     i = failures = 0
-    with _single_threaded_blas():
+    with single_threaded_blas():
         for variant in variants:
             if i == n_total:
                 break
@@ -206,7 +206,7 @@ def _run(fit, part, variants, n_total, exact, progressbar, k=None):
     return p, q_p, z_perm, q_perm
 
 
-def _single_threaded_blas():
+def single_threaded_blas():
     """BLAS on one thread: the many small fits are several times faster without thread hand-offs."""
     try:
         from threadpoolctl import threadpool_limits

@@ -19,14 +19,13 @@ the block.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from ..design.columns import check_columns, numeric_columns
-from ..errors import MissingDataWarning, SpecificationError, format_rows
+from ..errors import MissingDataWarning, SpecificationError, format_rows, warn
 
 
 @dataclass(frozen=True)
@@ -240,8 +239,8 @@ def wide_to_long(data: pd.DataFrame, outcomes, *, id: str | None = None, vech=No
     present = ~np.isnan(y)
     empty = np.flatnonzero(~present.any(axis=1))
     if len(empty):
-        warnings.warn(f"wide_to_long: dropped {len(empty)} studies without any outcome: "
-                      f"{format_rows(ids.iloc[empty])}.", MissingDataWarning, stacklevel=2)
+        warn(f"wide_to_long: dropped {len(empty)} studies without any outcome: "
+                      f"{format_rows(ids.iloc[empty])}.", MissingDataWarning)
     blocks = [_study_block(cov, i, np.flatnonzero(present[i]), ids.iloc[i], labels)
               for i in range(len(data)) if present[i].any()]
     study, outcome = np.nonzero(present)

@@ -2,8 +2,9 @@
 
 :class:`ModeResult` turns an engine's raw estimate into the quantities users
 read: coefficients with Wald tests and intervals, variance components under
-metafor's names, information criteria with metafor's conventions, and the
-heterogeneity statistics Q and I2 of Sera et al. (2019, eq. 4).
+metafor's names, information criteria with metafor's conventions, Cochran's Q
+and the heterogeneity statistics I^2 and H^2 (metafor's and the Q-based one of
+Sera et al. 2019, eq. 4; see :mod:`bayesmeta.inference.heterogeneity`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,22 @@ import pandas as pd
 from ..design.build import Design
 from ..design.parameters import Parameterization
 from ..design.scale_models import select_level
+from ..engines.mode.moments import MOMENT_METHODS, fit_moments, se_tau2
 from ..engines.mode.optimize import ModeEstimate, fit_mode
 from ..errors import SpecificationError
+from ..inference.blups import blup as row_blups
+from ..inference.blups import ranef as cluster_blups
+from ..inference.component_intervals import component_table
+from ..inference.component_intervals import confint as component_confint
+from ..inference.component_intervals import profile as component_profile
+from ..inference.heterogeneity import Heterogeneity, heterogeneity
+from ..inference.influence import cooks_distance, influence, leave1out
 from ..inference.intervals import chi2_sf, critical_value, two_sided_p, wald_interval
 from ..inference.permutation import PermutationTest, permutation_test
+from ..inference.prediction import predict as predict_effects
+from ..inference.robust import RobustResult
+from ..inference.robust import robust as cluster_robust
+from ..inference.small_study import RegTest, TrimFill, regtest, trimfill
 from ..inference.wald import WaldTest, hypothesis_matrix, wald_test
 from ..likelihood.profiled import LOG_2PI
 from ..spec.random_terms import ROW_TERM
@@ -34,16 +47,21 @@ BOUNDARY_SD = 1e-4
 @with_component_properties
 @dataclass(frozen=True)
 class ModeResult:
-    """Estimates of a meta-analytic model by ML, REML or FE.
+    """Estimates of a meta-analytic model by ML, REML, FE or a moment estimator of tau^2.
 
     Attributes
     ----------
     method : str
-        ``"ML"``, ``"REML"`` or ``"FE"``.
+        ``"ML"``, ``"REML"``, ``"FE"``, ``"MAP"`` or, for the standard model, the
+        estimator of tau^2 (``"DL"``, ``"HE"``, ``"HS"``, ``"SJ"``, ``"EB"``, ``"PM"``).
+    test : str
+        ``"z"``, ``"t"`` or ``"knha"`` (Knapp-Hartung: the covariance of the fixed
+        effects is multiplied by :attr:`s2w`, tests and intervals use t on k - p
+        degrees of freedom, as metafor's ``rma(test="knha")``).
     coef, se, zval, pval : pandas.Series
         Fixed-effect estimates, standard errors, Wald statistics and p-values,
-        indexed by fixed-effect column name. With ``test="t"`` the statistics are
-        t-statistics on ``k - p`` degrees of freedom.
+        indexed by fixed-effect column name. With ``test="t"`` or ``"knha"`` the
+        statistics are t-statistics on ``k - p`` degrees of freedom.
     ci : pandas.DataFrame
         Wald confidence intervals (columns ``ci_lb``, ``ci_ub``).
     vcov : pandas.DataFrame
@@ -54,9 +72,12 @@ class ModeResult:
         term (or the standard model's heterogeneity), ``gamma2``/``phi`` the second.
     loglik, deviance, aic, bic, aicc : float
         Fit statistics with metafor's conventions (the REML constant included).
-    q, q_df, q_pvalue, i2 : float
-        Cochran's Q of the fixed-effects model, its degrees of freedom and p-value,
-        and I2 = max((Q - df)/Q, 0).
+    q, q_df, q_pvalue : float
+        Cochran's Q of the fixed-effects model, its degrees of freedom and p-value.
+    i2, h2, i2_levels, i2_q, vt : float or pandas.Series
+        metafor's I^2 (percent) and H^2, the share of every random level, the
+        Q-based I^2 of Sera et al. (2019, eq. 4, percent) and the typical
+        within-study variance (:mod:`bayesmeta.inference.heterogeneity`).
     fitted, residuals : pandas.Series
         X b and y - X b, indexed by the rows used.
     rows_used, rows_dropped : numpy.ndarray
@@ -78,9 +99,12 @@ class ModeResult:
     test: str = "z"
     level: float = 0.95
 
+    converged = property(lambda self: self.estimate.converged,
+                         doc="Whether the optimiser converged (gradient below tolerance).")
+
     @property
     def method(self) -> str:
-        """``"ML"``, ``"REML"``, ``"FE"`` or ``"MAP"``."""
+        """``"ML"``, ``"REML"``, ``"FE"``, ``"MAP"`` or a moment estimator of tau^2 (``"DL"``, ...)."""
         return self.estimate.method
 
     @property
@@ -100,7 +124,8 @@ class ModeResult:
     @cached_property
     def vcov(self) -> pd.DataFrame:
         names = self.design.coef_names
-        return pd.DataFrame(self.estimate.evaluation.vcov, index=names, columns=names)
+        scale = self.s2w if self.test == "knha" else 1.0
+        return pd.DataFrame(scale * self.estimate.evaluation.vcov, index=names, columns=names)
 
     @cached_property
     def se(self) -> pd.Series:
@@ -109,11 +134,11 @@ class ModeResult:
     @property
     def df(self) -> float:
         """Degrees of freedom of the Wald tests (inf for z-tests)."""
-        return float(self.k - self.p) if self.test == "t" else np.inf
+        return float(self.k - self.p) if self.test != "z" else np.inf
 
     @cached_property
     def zval(self) -> pd.Series:
-        return (self.coef / self.se).rename("tval" if self.test == "t" else "zval")
+        return (self.coef / self.se).rename("tval" if self.test != "z" else "zval")
 
     @cached_property
     def pval(self) -> pd.Series:
@@ -168,14 +193,33 @@ class ModeResult:
 
     def table(self) -> pd.DataFrame:
         """Estimate, SE and interval of every parameter (columns ``estimate, se, ci_lb, ci_ub``),
-        indexed like the Bayesian results (``beta[name]``, ``alpha[name]``, ``sigma2[name]``, ...);
-        variance components have no SE or interval here."""
+        indexed like the Bayesian results (``beta[name]``, ``alpha[name]``, ``sigma2[name]``, ...).
+
+        Fixed effects and scale coefficients: Wald SEs and intervals (as metafor's
+        summary). Variance components and correlations of ML/REML fits, at the fit's
+        level (:mod:`bayesmeta.inference.component_intervals`): the interval is the
+        Q-profile interval for the standard model's tau^2 and the profile-likelihood
+        interval (:meth:`confint`) otherwise; the SE is metafor's ``se.tau2`` for the
+        standard model (inverse Fisher information) and otherwise the inverse Hessian
+        of the (restricted) log-likelihood carried to the variance or correlation
+        scale by the delta method (metafor's ``rma.mv(..., cvvc = TRUE)``; NaN on the
+        boundary). Fixed components, and FE and MAP fits, have none. The intervals are
+        computed once and kept on the result.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> fit = bm.MetaModel("effect ~ 1", data=bm.datasets.load("school"), vi="var",
+        ...                    random="~ 1 | district/study").fit()
+        >>> fit.table().round(4)
+                                estimate      se   ci_lb   ci_ub
+        beta[Intercept]           0.1847  0.0846  0.0190  0.3504
+        sigma2[district]          0.0651  0.0355  0.0222  0.2072
+        sigma2[district/study]    0.0327  0.0111  0.0163  0.0628
+        """
         parts = [_labelled("beta", self.coef, self.se, self.ci), _labelled("alpha", self.alpha, self.alpha_se,
                                                                            self.alpha_ci)]
-        c = self.components
-        none = pd.Series(np.nan, index=c.index)
-        parts.append(pd.DataFrame({"estimate": c["estimate"].to_numpy(float), "se": none, "ci_lb": none,
-                                   "ci_ub": none}).set_axis([f"{f}[{n}]" for f, n in zip(c["family"], c["name"])]))
+        parts.append(component_table(self, self._interval_cache))
         return pd.concat([p for p in parts if len(p)])
 
     # scale coefficients (location-scale models) ---------------------------
@@ -202,11 +246,11 @@ class ModeResult:
     @property
     def alpha_df(self) -> float:
         """Degrees of freedom of the scale coefficients' tests (k - q for t-tests, inf for z)."""
-        return float(self.k - self.param.n_alpha) if self.test == "t" else np.inf
+        return float(self.k - self.param.n_alpha) if self.test != "z" else np.inf
 
     @cached_property
     def alpha_zval(self) -> pd.Series:
-        return (self.alpha / self.alpha_se).rename("tval" if self.test == "t" else "zval")
+        return (self.alpha / self.alpha_se).rename("tval" if self.test != "z" else "zval")
 
     @cached_property
     def alpha_pval(self) -> pd.Series:
@@ -317,12 +361,250 @@ class ModeResult:
         """The same method, test and level on another design or parameterisation (e.g. permuted data)."""
         design = self.design if design is None else design
         param = self.param if param is None else param
-        return replace(self, design=design, param=param, estimate=fit_mode(design, param, self.method))
+        fit = fit_moments if self.method in MOMENT_METHODS else fit_mode
+        return replace(self, design=design, param=param, estimate=fit(design, param, self.method))
 
     @property
     def drifting(self) -> list[str]:
         """Scale coefficients that drift to +-infinity (a group variance estimated as zero)."""
         return [c for d in self.estimate.drift for c in d.coefficients]
+
+    # influence diagnostics and small-study tests (issue 12 item 10: influence, cooks_distance,
+    # leave1out, regtest, trimfill) -------------------------------------------------------
+
+    def influence(self, progressbar: bool = True) -> pd.DataFrame:
+        """Influence diagnostics of every row of the standard model, as metafor's ``influence``:
+        ``rstudent, dffits, cook_d, cov_r, tau2_del, QE_del, hat, weight``, ``dfbs[name]`` per
+        coefficient and ``influential``; see :func:`bayesmeta.inference.influence.influence`.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> fit = bm.MetaModel("logrr ~ 1", data=bm.datasets.load("bcg"), vi="logrrvar").fit()
+        >>> fit.influence()[["rstudent", "cook_d", "weight", "dfbs[Intercept]"]].head(2).round(4)
+           rstudent  cook_d  weight  dfbs[Intercept]
+        0   -0.2181  0.0017  5.0595          -0.0403
+        1   -1.2918  0.1132  6.3647          -0.3459
+        """
+        return influence(self, progressbar)
+
+    def cooks_distance(self, cluster=None, progressbar: bool = True) -> pd.Series:
+        """Cook's distance of every row, or of every cluster (``cluster="district"``, a Series or
+        one value per row), refitting without it, as metafor's ``cooks.distance``; see
+        :func:`bayesmeta.inference.influence.cooks_distance`.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> fit = bm.MetaModel("effect ~ 1", data=bm.datasets.load("school"), vi="var",
+        ...                    random="~ 1 | district/study").fit()
+        >>> int(fit.cooks_distance(cluster="district").idxmax())
+        71
+        """
+        return cooks_distance(self, cluster, progressbar)
+
+    def leave1out(self, progressbar: bool = True) -> pd.DataFrame:
+        """The standard model without moderators refitted without each row in turn, as metafor's
+        ``leave1out`` (``estimate, se, zval, pval, ci_lb, ci_ub, Q, Qp, tau2, I2, H2``); see
+        :func:`bayesmeta.inference.influence.leave1out`.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> fit = bm.MetaModel("logrr ~ 1", data=bm.datasets.load("bcg"), vi="logrrvar").fit()
+        >>> fit.leave1out()["estimate"].agg(["min", "max"]).round(4)
+        min   -0.7948
+        max   -0.6284
+        Name: estimate, dtype: float64
+        """
+        return leave1out(self, progressbar)
+
+    def regtest(self, model: str = "rma", predictor: str = "sei", ni=None) -> RegTest:
+        """Regression test for funnel-plot asymmetry (Egger's test), as metafor's ``regtest``;
+        see :func:`bayesmeta.inference.small_study.regtest`.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> fit = bm.MetaModel("logrr ~ 1", data=bm.datasets.load("bcg"), vi="logrrvar").fit()
+        >>> test = fit.regtest()
+        >>> round(test.zval, 4), round(test.pval, 4), round(test.limit_estimate, 4)
+        (-0.8033, 0.4218, -0.5104)
+        """
+        return regtest(self, model, predictor, ni)
+
+    def trimfill(self, side: str | None = None, estimator: str = "L0") -> TrimFill:
+        """Trim-and-fill: the number of missing studies ``k0``, their ``side``, the filled ``data``
+        and the ``fit`` of the filled data, as metafor's ``trimfill``; see
+        :func:`bayesmeta.inference.small_study.trimfill`.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> fit = bm.MetaModel("logrr ~ 1", data=bm.datasets.load("bcg"), vi="logrrvar").fit()
+        >>> tf = fit.trimfill()
+        >>> tf.k0, tf.side, round(tf.estimate, 4), round(tf.se, 4)
+        (1, 'right', -0.6571, 0.1785)
+        """
+        return trimfill(self, side, estimator)
+
+    # predictions and BLUPs (issue 12 items 3 and 4: predict, ranef, blup) -------------
+
+    def predict(self, newdata: pd.DataFrame | None = None, level: float | None = None, transf=None, *,
+                tau2_levels=None, gamma2_levels=None, existing=None) -> pd.DataFrame:
+        """Predicted effects with confidence and prediction intervals, as metafor's ``predict``.
+
+        By default for a new study in new clusters (the prediction interval adds
+        the variance of every random level); ``existing=`` predicts a new study in
+        clusters of the data (fixed part plus their BLUPs); ``tau2_levels`` /
+        ``gamma2_levels`` choose the levels of ``inner | outer`` terms. See
+        :func:`bayesmeta.inference.prediction.predict` for every argument.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``pred, se, ci_lb, ci_ub, pi_lb, pi_ub``, as ``BayesResult.predict``.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> fit = bm.MetaModel("logrr ~ 1", data=bm.datasets.load("bcg"), vi="logrrvar").fit()
+        >>> fit.predict().round(4)
+                     pred      se   ci_lb   ci_ub   pi_lb   pi_ub
+        new study -0.7145  0.1798 -1.0669 -0.3622 -1.8667  0.4376
+        """
+        return predict_effects(self, newdata, level, transf, tau2_levels=tau2_levels, gamma2_levels=gamma2_levels,
+                               existing=existing)
+
+    def ranef(self, level: float | None = None, transf=None) -> dict[str, pd.DataFrame]:
+        """BLUPs of the random effects by level (``pred, se, pi_lb, pi_ub``), as metafor's ``ranef``;
+        see :func:`bayesmeta.inference.blups.ranef`.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> fit = bm.MetaModel("logrr ~ 1", data=bm.datasets.load("bcg"), vi="logrrvar").fit()
+        >>> fit.ranef()["row"].head(2).round(4)  # doctest: +NORMALIZE_WHITESPACE
+               pred      se   pi_lb   pi_ub
+        row
+        0   -0.0857  0.4092 -0.8877  0.7163
+        1   -0.5372  0.3638 -1.2501  0.1758
+        """
+        return cluster_blups(self, level, transf)
+
+    def blup(self, level: float | None = None, transf=None) -> pd.DataFrame:
+        """Per row, the fitted value plus the row's BLUPs (``pred, se, pi_lb, pi_ub``), as metafor's
+        ``blup``; see :func:`bayesmeta.inference.blups.blup`.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> fit = bm.MetaModel("logrr ~ 1", data=bm.datasets.load("bcg"), vi="logrrvar").fit()
+        >>> fit.blup().head(2).round(4)
+             pred      se   pi_lb   pi_ub
+        0 -0.8002  0.4099 -1.6037  0.0032
+        1 -1.2517  0.3532 -1.9440 -0.5594
+        """
+        return row_blups(self, level, transf)
+
+    # cluster-robust inference (issue 12 item 6: robust) ----------------------
+
+    def robust(self, cluster, adjust: str = "CR2", *, level: float | None = None) -> RobustResult:
+        """Cluster-robust tests and intervals of the fixed effects, as metafor's ``robust``.
+
+        ``adjust="CR2"`` (default) equals clubSandwich's ``vcovCR(type = "CR2")`` with
+        Satterthwaite t-tests (``coef_test``) and HTZ Wald tests (``Wald_test``), i.e.
+        metafor's ``robust(..., clubSandwich = TRUE)``; ``"CR1"`` and ``"CR0"`` equal
+        metafor's ``robust()`` with ``adjust = TRUE`` / ``FALSE`` (t and F tests on
+        J - p degrees of freedom). See :func:`bayesmeta.inference.robust.robust`.
+
+        Parameters
+        ----------
+        cluster : str, pandas.Series or array_like
+            A grouping factor of the random terms by name (``"district"``, the outer
+            column of ``"~ outcome | trial"``, ...), or the cluster of every row: a
+            Series aligned by index label with the data, or an array by position.
+        adjust : {"CR2", "CR1", "CR0"}
+        level : float, optional
+            Confidence level (default: the fit's).
+
+        Returns
+        -------
+        bayesmeta.inference.robust.RobustResult
+            ``coef, se, df, tval, pval, ci, vcov, table()`` and ``wald_test(terms, L)``.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> dat = bm.datasets.load("bcg")
+        >>> fit = bm.MetaModel("logrr ~ ablat", data=dat, vi="logrrvar").fit()
+        >>> rob = fit.robust(dat["trial"])
+        >>> rob.table()[["estimate", "se", "df", "pval"]].round(4)
+                         estimate      se      df    pval
+        beta[Intercept]    0.2515  0.1915  3.7052  0.2645
+        beta[ablat]       -0.0291  0.0054  5.2128  0.0025
+        >>> print(rob.wald_test())
+        Test of ablat (HTZ): F(df1 = 1, df2 = 5.213) = 29.4227, p-val = 0.0025
+        """
+        return cluster_robust(self, cluster, adjust, level=level)
+
+    # profile-likelihood and Q-profile intervals (issue 12 items 1 and 2: confint, profile) ------
+
+    @cached_property
+    def _interval_cache(self) -> dict:
+        """Profiles, bounds and SEs of the variance components already computed (``table()``,
+        ``confint()``, ``profile()`` and ``bm.compare`` share them)."""
+        return {}
+
+    def confint(self, level: float = 0.95, method: str | None = None, progressbar: bool = True) -> pd.DataFrame:
+        """Confidence intervals of the variance components and scale coefficients, as metafor's ``confint``.
+
+        ``method="profile"``: profile likelihood (metafor's ``confint.rma.mv`` and
+        ``confint.rma.ls``): the bounds solve ``2 (logLik - profile logLik) =
+        qchisq(level, 1)`` with every other variance parameter re-maximised, on
+        metafor's search intervals; a bound at the end of an interval is that end
+        (0 for a variance, +-1 for a correlation). ``method="qprofile"`` (the default
+        for the standard model, as metafor's ``rma``): the Q-profile interval of tau^2,
+        with rows ``tau2, tau, I2, H2`` (both methods give these rows for the standard
+        model). See :func:`bayesmeta.inference.component_intervals.confint`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``estimate, ci_lb, ci_ub``, indexed by table label; ``attrs`` holds
+            metafor's signs of bounds beyond the searched interval and ``ci_null``.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> fit = bm.MetaModel("logrr ~ 1", data=bm.datasets.load("bcg"), vi="logrrvar").fit()
+        >>> fit.confint().round(4)
+              estimate    ci_lb    ci_ub
+        tau2    0.3132   0.1197   1.1115
+        tau     0.5597   0.3460   1.0543
+        I2     92.2214  81.9206  97.6781
+        H2     12.8558   5.5311  43.0677
+        """
+        return component_confint(self, level, method, cache=self._interval_cache, progressbar=progressbar)
+
+    def profile(self, component: str, points: int = 20, bounds=None, progressbar: bool = True) -> pd.DataFrame:
+        """The profile (restricted) log-likelihood of one component on a grid, as metafor's ``profile``
+        (``value``, ``loglik`` and the fixed effects ``beta[name]`` at each point); see
+        :func:`bayesmeta.inference.component_intervals.profile`.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> school = bm.datasets.load("school")
+        >>> fit = bm.MetaModel("effect ~ 1", data=school, vi="var", random="~ 1 | district/study").fit()
+        >>> fit.profile("sigma2[district/study]", points=3)[["value", "loglik"]].round(4)
+            value   loglik
+        0  0.0082 -14.3356
+        1  0.0696 -10.5298
+        2  0.1309 -16.5278
+        """
+        return component_profile(self, component, points, bounds, cache=self._interval_cache,
+                                 progressbar=progressbar)
 
     # variance components -------------------------------------------------
 
@@ -404,10 +686,55 @@ class ModeResult:
     def q_pvalue(self) -> float:
         return float(chi2_sf(self.q, self.q_df)) if self.q_df > 0 else np.nan
 
+    # heterogeneity statistics, tau^2 estimators, Knapp-Hartung (issue 12 items 5, 7, 8) ---------
+
+    @cached_property
+    def heterogeneity(self) -> Heterogeneity:
+        """I^2, H^2 and the typical within-study variance, by metafor's definitions and the
+        paper's (:func:`bayesmeta.inference.heterogeneity.heterogeneity`)."""
+        return heterogeneity(self)
+
     @property
     def i2(self) -> float:
-        """I2 = max((Q - (k - p)) / Q, 0) (Sera et al. 2019, eq. 4)."""
-        return max((self.q - self.q_df) / self.q, 0.0) if self.q > 0 else 0.0
+        """metafor's I^2 in percent: ``100 tau^2 / (tau^2 + vt)`` in the standard model, the total
+        share ``100 sum(sigma2) / (sum(sigma2) + vt)`` in multilevel models (see
+        :mod:`bayesmeta.inference.heterogeneity` for structured terms, location-scale and FE fits).
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> fit = bm.MetaModel("logor ~ 1", data=bm.datasets.load("bcg"), vi="logorvar").fit()
+        >>> round(fit.i2, 2), round(fit.h2, 2), round(fit.i2_q, 2)
+        (92.07, 12.61, 92.65)
+        """
+        return self.heterogeneity.i2
+
+    h2 = property(lambda self: self.heterogeneity.h2,
+                  doc="metafor's H^2: ``tau^2 / vt + 1`` (total over sampling variability); ``Q / (k - p)`` for FE.")
+    i2_levels = property(lambda self: self.heterogeneity.i2_levels,
+                         doc="Each random level's share of :attr:`i2` (percent), indexed by the term's label.")
+    i2_q = property(lambda self: self.heterogeneity.i2_q,
+                    doc="The Q-based I^2 of Sera et al. (2019, eq. 4), in percent: 100 max((Q - (k - p)) / Q, 0).")
+    vt = property(lambda self: self.heterogeneity.vt,
+                  doc="metafor's typical within-study variance (k - p) / tr(P), P = W - W X (X'WX)^-1 X'W, W = V^-1.")
+
+    @property
+    def se_tau2(self) -> float:
+        """metafor's ``se.tau2`` of the standard model's tau^2 for the method of the fit (ML, REML and
+        the moment estimators, :func:`bayesmeta.engines.mode.moments.se_tau2`); NaN for other models,
+        FE and MAP fits, a fixed tau^2 or correlated estimates (V not diagonal)."""
+        if (not self.is_standard or self.is_location_scale or self.param.n_free == 0
+                or self.method not in MOMENT_METHODS + ("ML", "REML")
+                or any(s.size > 1 for s in self.design.V.stacks)):
+            return np.nan
+        return se_tau2(self.design.y, self.design.V.diagonal(), self.design.X, float(self.tau2.iloc[0]), self.method)
+
+    @property
+    def s2w(self) -> float:
+        """Knapp-Hartung factor ``r' Sigma^-1 r / (k - p)`` (0 when the weighted residual sum of squares
+        is 0, as metafor); the covariance of the fixed effects is multiplied by it under ``test="knha"``."""
+        quad = self.estimate.evaluation.quad
+        return quad / (self.k - self.p) if quad > np.finfo(float).eps else 0.0
 
     # rows ------------------------------------------------------------------
 
@@ -422,8 +749,6 @@ class ModeResult:
     rows_used = property(lambda self: self.design.row_labels, doc="Index labels of the data rows used.")
     rows_dropped = property(lambda self: self.design.dropped,
                             doc="Index labels of the data rows dropped for missing values.")
-    converged = property(lambda self: self.estimate.converged,
-                         doc="Whether the optimiser converged (gradient below tolerance).")
 
     @property
     def is_standard(self) -> bool:

@@ -27,7 +27,7 @@ import pandas as pd
 from ..design.parameters import SD_NAMES
 from ..design.scale_models import select_level
 from ..engines.bayes.draws import parameter_draws
-from ..errors import ConvergenceWarning
+from ..errors import ConvergenceWarning, warn
 from .components import with_component_properties
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ class BayesResult:
 
     def __post_init__(self):
         for message in self.problems:
-            warnings.warn(message, ConvergenceWarning, stacklevel=3)
+            warn(message, ConvergenceWarning)
 
     @property
     def method(self) -> str:
@@ -138,10 +138,14 @@ class BayesResult:
 
     def table(self) -> pd.DataFrame:
         """Posterior mean (``estimate``), SD (``se``), equal-tailed interval (``ci_lb``, ``ci_ub``),
-        ESS and R-hat of every reported parameter, indexed as :meth:`ModeResult.table`."""
+        ESS and R-hat of every reported parameter, indexed as :meth:`ModeResult.table`
+        (ESS and R-hat are NaN for the independent draws of a Laplace approximation)."""
         import arviz as az
 
         names = [v for v in REPORTED if v in self.idata.posterior]
+        if self.sampler == "laplace":
+            parts = [self._summaries(v).set_axis([f"{v}[{i}]" for i in self._summaries(v).index]) for v in names]
+            return pd.concat(parts).assign(ess_bulk=np.nan, ess_tail=np.nan, r_hat=np.nan)
         lo, hi = (1 - self.level) / 2, (1 + self.level) / 2
         with warnings.catch_warnings():  # constant (fixed) components have no R-hat
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -294,22 +298,30 @@ class BayesResult:
                             index=pd.Index(sc.groups) if newdata is None else newdata.index)
 
     def summary(self) -> str:
-        """A printable report: diagnostics, posterior table and priors."""
-        d = self.diagnostics
-        how = ("Laplace approximation at the posterior mode" if self.sampler == "laplace"
-               else f"{self.sampler} NUTS")
-        lines = [f"Bayesian meta-analysis ({how}: {d['chains']} chain(s) x {d['draws']} draws)", ""]
-        lines.append(f"divergences: {d['divergences']}   max R-hat: {d['max_rhat']:.3f}   "
-                     f"min ESS bulk/tail: {d['min_ess_bulk']:.0f}/{d['min_ess_tail']:.0f}   "
-                     f"min E-BFMI: {d['min_bfmi']:.2f}")
-        lines.append("")
+        """A printable report: diagnostics (of MCMC draws), posterior table and priors.
+
+        Independent draws of the Laplace approximation need no convergence
+        diagnostics: its report leaves them out.
+        """
+        laplace = self.sampler == "laplace"
+        posterior = self.idata.posterior
+        how = "Laplace approximation at the posterior mode" if laplace else f"{self.sampler} NUTS"
+        lines = [f"Bayesian meta-analysis ({how}: {posterior.sizes['chain']} chain(s) x "
+                 f"{posterior.sizes['draw']} draws)", ""]
         table = self.table()
         fmt = table.copy()
         for c in ("estimate", "se", "ci_lb", "ci_ub"):
             fmt[c] = table[c].map(lambda v: f"{v:.4f}")
-        for c in ("ess_bulk", "ess_tail"):
-            fmt[c] = table[c].map(lambda v: f"{v:.0f}")
-        fmt["r_hat"] = table["r_hat"].map(lambda v: f"{v:.3f}")
+        if laplace:
+            fmt = fmt.drop(columns=["ess_bulk", "ess_tail", "r_hat"])
+        else:
+            d = self.diagnostics
+            lines += [f"divergences: {d['divergences']}   max R-hat: {d['max_rhat']:.3f}   "
+                      f"min ESS bulk/tail: {d['min_ess_bulk']:.0f}/{d['min_ess_tail']:.0f}   "
+                      f"min E-BFMI: {d['min_bfmi']:.2f}", ""]
+            for c in ("ess_bulk", "ess_tail"):
+                fmt[c] = table[c].map(lambda v: f"{v:.0f}")
+            fmt["r_hat"] = table["r_hat"].map(lambda v: f"{v:.3f}")
         fmt = fmt.rename(columns={"estimate": "mean", "se": "sd", "ci_lb": f"{100 * (1 - self.level) / 2:g}%",
                                   "ci_ub": f"{100 * (1 + self.level) / 2:g}%"})
         lines.append(fmt.to_string())

@@ -57,6 +57,18 @@ def _omnibus(test, what: str) -> str:
     return str(test).replace("Test of", f"Test of {what},", 1)
 
 
+def _heterogeneity_lines(fit) -> list[str]:
+    """Q with metafor's I^2 and H^2 where metafor prints them (``rma()`` without a scale model),
+    the Q-based I^2 of Sera et al. (2019, eq. 4) for the other models, for which metafor prints none."""
+    q = f"Q(df = {fit.q_df}) = {fit.q:.4f}, p-val {_pval(fit.q_pvalue)}"
+    if not ((fit.is_standard and not fit.is_location_scale) or not len(fit.param.terms)):
+        return [f"{q}; I^2 (Q-based, Sera et al. 2019) = {fit.i2_q:.1f}%"]
+    total = "total" if fit.p == 1 and "Intercept" in fit.coef.index else "unaccounted"
+    heterogeneity = "total" if total == "total" else "residual"
+    return [q, f"I^2 ({heterogeneity} heterogeneity / {total} variability):  {fit.i2:.2f}%",
+            f"H^2 ({total} variability / sampling variability): {fit.h2:.2f}"]
+
+
 def format_mode_summary(fit) -> str:
     """Summary of a :class:`~bayesmeta.results.mode.ModeResult`."""
     kind = "Random-Effects Model" if fit.is_standard else "Multivariate Meta-Analysis Model"
@@ -77,12 +89,12 @@ def format_mode_summary(fit) -> str:
     if comp and fit.method != "FE":
         lines.append(comp)
     lines.append("Test for Heterogeneity:")
-    lines.append(f"Q(df = {fit.q_df}) = {fit.q:.4f}, p-val {_pval(fit.q_pvalue)}; I^2 = {100 * fit.i2:.1f}%")
+    lines += _heterogeneity_lines(fit)
     lines.append("")
     if fit.p > 1 or "Intercept" not in fit.coef.index:
         lines.append(_omnibus(fit.wald_test(), "Location Coefficients" if scale else "Moderators"))
         lines.append("")
-    stat = "tval" if fit.test == "t" else "zval"
+    stat = "tval" if fit.test != "z" else "zval"
     lines.append("Model Results (Location):" if scale else "Model Results:")
     lines.append("")
     lines.append(_coefficient_table(fit.coef, fit.se, fit.zval, fit.pval, fit.ci, stat))

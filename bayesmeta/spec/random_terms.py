@@ -69,19 +69,42 @@ class SlopeTerm:
 RandomTerm = NestedTerm | GroupedTerm | SlopeTerm
 
 
+def _column_name(name: str) -> str | None:
+    """The column a term names: a plain name, or any name in backticks; None otherwise."""
+    if len(name) > 2 and name[0] == name[-1] == "`" and "`" not in name[1:-1]:
+        return name[1:-1]
+    return name if _NAME.match(name) and "__" not in name else None
+
+
 def _check_name(name: str, text: str) -> str:
-    if not _NAME.match(name):
+    column = _column_name(name)
+    if column is None:
         raise SpecificationError(
-            f"random: {name!r} in {text!r} is not a column name; grouping factors must be plain column names."
+            f"random: {name!r} in {text!r} is not a column name; grouping factors must be column names, "
+            "plain or in backticks (`my column`)."
         )
-    return name
+    return column
+
+
+def _split_outside_backticks(text: str, separator: str) -> list[str]:
+    """``text.split(separator)``, except inside backtick-quoted names."""
+    parts, current, quoted = [], [], False
+    for char in text:
+        if char == "`":
+            quoted = not quoted
+        if char == separator and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    return parts + ["".join(current)]
 
 
 def _split(text: str) -> tuple[str, str]:
     body = text.strip()
     if not body.startswith("~"):
         raise SpecificationError(f"random: {text!r} must start with '~', as in '~ 1 | study'.")
-    parts = body[1:].split("|")
+    parts = _split_outside_backticks(body[1:], "|")
     if len(parts) != 2:
         raise SpecificationError(
             f"random: {text!r} must contain exactly one '|' separating the effects from the grouping factor."
@@ -115,6 +138,8 @@ def parse_random_term(text: str, struct: str | None = None) -> RandomTerm:
     --------
     >>> parse_random_term("~ 1 | district/study")
     NestedTerm(levels=('district', 'study'))
+    >>> parse_random_term("~ 1 | `school district`/study")
+    NestedTerm(levels=('school district', 'study'))
     >>> parse_random_term("~ time | study", struct="HAR")
     GroupedTerm(inner='time', outer='study', struct='HAR')
     """
@@ -126,15 +151,15 @@ def parse_random_term(text: str, struct: str | None = None) -> RandomTerm:
             raise SpecificationError(
                 f"struct: nested intercept term {text!r} takes no structure (got {struct!r})."
             )
-        return NestedTerm(tuple(_check_name(p.strip(), text) for p in rhs.split("/")))
+        return NestedTerm(tuple(_check_name(p.strip(), text) for p in _split_outside_backticks(rhs, "/")))
     outer = _check_name(rhs, text)
-    if _NAME.match(lhs):
+    if _column_name(lhs) is not None:
         chosen = (struct or "CS").upper()
         if chosen not in GROUPED:
             raise SpecificationError(
                 f"struct: {struct!r} does not fit {text!r}; choose one of {', '.join(GROUPED)}."
             )
-        return GroupedTerm(lhs, outer, chosen)
+        return GroupedTerm(_column_name(lhs), outer, chosen)
     chosen = (struct or "UN").upper()
     chosen = ALIASES.get(chosen, chosen)
     if chosen not in SLOPES:

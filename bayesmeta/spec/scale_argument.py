@@ -47,11 +47,11 @@ def cite(key) -> str:
     return "scale" if key is None else f"scale[{key!r}]"
 
 
-def scale_columns(formula: str, place: str) -> set[str]:
-    """Data columns a scale formula needs (raising for malformed formulas)."""
+def scale_columns(formula: str, place: str, columns=None, trusted: bool = False) -> set[str]:
+    """Data columns a scale formula needs, after checking it (see :func:`bayesmeta.spec.formulas.check_formula`)."""
     if not isinstance(formula, str) or not formula.strip().startswith("~"):
         raise SpecificationError(f"{place}: expected a one-sided formula such as '~ z', got {formula!r}.")
-    return required_columns(formula, place)
+    return required_columns(formula, place, columns, trusted)
 
 
 def names_level(key: str, label: str) -> bool:

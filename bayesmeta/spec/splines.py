@@ -44,7 +44,8 @@ def _quantile7(x: np.ndarray, probs: np.ndarray) -> np.ndarray:
 
 def _bspline_design(t: np.ndarray, x: np.ndarray, deriv: int = 0) -> np.ndarray:
     """All cubic B-splines on knots ``t`` (or a derivative) at ``x``: (len(x), n)."""
-    from scipy.interpolate import BSpline  # scipy.interpolate takes half a second to import: only when used
+    # scipy.interpolate takes half a second to import: only when a spline is built
+    from scipy.interpolate import BSpline
 
     n_basis = len(t) - _ORDER
     spl = BSpline(t, np.eye(n_basis), _ORDER - 1, extrapolate=True)

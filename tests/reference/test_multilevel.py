@@ -112,7 +112,10 @@ def test_bcg_matches_metafor(mods, method, version):
     fit = bm.MetaModel(formula, data=bm.datasets.load("bcg"), vi="logorvar", random=random).fit(method)
     ref = BCG[f"{mods}{version}_{method}"]
     assert_matches_metafor(fit, ref)
-    assert_close(fit.i2, ref["I2_paper"] / 100, "I2 (paper's definition)")
+    assert_close(fit.i2_q, ref["I2_paper"], "I2 (paper's definition, eq. 4)")
+    if version == "":  # metafor's I^2 and H^2 (rma.mv stores none)
+        assert_close(fit.i2, ref["I2"], "I2 (metafor)")
+        assert_close(fit.h2, ref["H2"], "H2 (metafor)")
 
 
 def test_bcg_section41_published_values():
@@ -122,8 +125,9 @@ def test_bcg_section41_published_values():
     fit = bm.MetaModel("logor ~ 1", data=dat, vi="logorvar").fit("ML")
     assert round(np.exp(fit.coef.iloc[0]), 3) == 0.476
     assert np.round(np.exp(fit.ci.iloc[0].to_numpy()), 3).tolist() == [0.336, 0.675]
-    assert round(fit.tau2.iloc[0], 3) == 0.302 and round(100 * fit.i2, 1) == 92.6
+    # the paper's I^2 values are Q-based (eq. 4); metafor's (tau2 / (tau2 + vt)) are 91.2% and 9.6% here
+    assert round(fit.tau2.iloc[0], 3) == 0.302 and round(fit.i2_q, 1) == 92.6
     lat = bm.MetaModel("logor ~ 1 + ablat", data=dat, vi="logorvar").fit("ML")
-    assert round(lat.tau2.iloc[0], 3) == 0.004 and round(100 * lat.i2, 1) == 56.2
+    assert round(lat.tau2.iloc[0], 3) == 0.004 and round(lat.i2_q, 1) == 56.2
     assert round(lat.coef["ablat"], 3) == -0.033
     assert np.round(lat.ci.loc["ablat"].to_numpy(), 3).tolist() == [-0.039, -0.026]

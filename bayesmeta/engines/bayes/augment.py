@@ -20,15 +20,19 @@ observed data group holds the observed ``y``.
 
 from __future__ import annotations
 
-import warnings
-
 import arviz as az
 import numpy as np
 import xarray as xr
 
 from ...design.build import Design
 from ...design.parameters import Parameterization
-from ..random_effects import draw_prior_effects, draw_random_effects, draw_sampling_errors, random_part
+from ...errors import warn
+from ..random_effects import (
+    draw_prior_effects,
+    draw_random_effects,
+    draw_sampling_errors,
+    random_part,
+)
 from .draws import parameter_draws
 
 #: Largest number of values (draws x effects, draws x rows) stored per group.
@@ -63,8 +67,8 @@ def add_random_effects_and_predictions(idata: az.InferenceData, design: Design, 
     n_effects = sum(enc.term.n_groups * enc.term.q for enc in design.encodings)
     mean = beta @ design.X.T
     if n_draws * n_effects > MAX_STORED_VALUES:
-        warnings.warn(f"The random effects ({n_effects} per draw) and the posterior predictive were not drawn: "
-                      f"{n_draws} draws would exceed {MAX_STORED_VALUES:,} stored values.", UserWarning, stacklevel=4)
+        warn(f"The random effects ({n_effects} per draw) and the posterior predictive were not drawn: "
+                      f"{n_draws} draws would exceed {MAX_STORED_VALUES:,} stored values.", UserWarning)
         effects = None
     else:
         effects = draw_random_effects(design, beta, G, rng)
@@ -84,8 +88,8 @@ def add_random_effects_and_predictions(idata: az.InferenceData, design: Design, 
     if effects is None:
         return
     if n_draws * design.n > MAX_STORED_VALUES:
-        warnings.warn(f"The posterior predictive ({design.n} rows per draw) was not drawn: {n_draws} draws would "
-                      f"exceed {MAX_STORED_VALUES:,} stored values.", UserWarning, stacklevel=4)
+        warn(f"The posterior predictive ({design.n} rows per draw) was not drawn: {n_draws} draws would "
+                      f"exceed {MAX_STORED_VALUES:,} stored values.", UserWarning)
         return
     replicated = mean + draw_sampling_errors(design.V, n_draws, rng)
     idata.add_groups(posterior_predictive=_as_dataset({"y": (("obs",), replicated)}, chains, draws, obs))

@@ -15,14 +15,13 @@ scale coefficients is taken from the Hessian (:mod:`bayesmeta.engines.mode.scale
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from ...design.build import Design
 from ...design.parameters import BOUNDARY_THETA, ZERO_THETA, Parameterization, finite
-from ...errors import ConvergenceWarning, DriftWarning
+from ...errors import ConvergenceWarning, DriftWarning, warn
 from ...likelihood.marginal import evaluate
 from ...likelihood.profiled import Evaluation
 from .curvature import hessian
@@ -146,7 +145,8 @@ def fit_mode(design: Design, param: Parameterization, method: str, maxiter: int 
             ev = objective.evaluate(theta)
             natural = param.natural(theta)
         return ModeEstimate(method, theta, natural, ev, True, "no free variance components", 0, 0.0, fe.quad, fe.beta)
-    from scipy.optimize import minimize  # imported with the first fit: it is slow to import
+    # scipy.optimize is slow to import: it is imported with the first fit
+    from scipy.optimize import minimize
 
     theta0 = _start(design, param)
     best = None
@@ -169,13 +169,13 @@ def fit_mode(design: Design, param: Parameterization, method: str, maxiter: int 
     converged = bool(np.isfinite(ev.loglik) and gnorm < 1e-3)
     message = str(best.message)
     if not converged:
-        warnings.warn(
+        warn(
             f"{method} optimisation may not have converged (max |gradient| {gnorm:.2g}; optimizer: {message}).",
-            ConvergenceWarning, stacklevel=3)
+            ConvergenceWarning)
     natural = param.natural(finite(theta))
     natural = [(np.where(sd < param.sd_unit * np.exp(-700), 0.0, sd), rho) for sd, rho in natural]
     alpha_vcov, drift = scale_inference(objective, theta) if param.has_scale else (None, ())
     for d in drift:
-        warnings.warn(f"{method}: {d}.", DriftWarning, stacklevel=3)
+        warn(f"{method}: {d}.", DriftWarning)
     return ModeEstimate(method, theta, natural, ev, converged, message, int(best.nit), gnorm, fe.quad, fe.beta,
                         alpha_vcov, drift)

@@ -13,9 +13,9 @@ from cases import berkey_model, whitened
 from scipy import stats
 
 import bayesmeta as bm
-from bayesmeta.engines.bayes.priors import resolve_priors
 from bayesmeta.engines.bayes.augment import effect_key
 from bayesmeta.engines.bayes.draws import parameter_draws
+from bayesmeta.engines.bayes.priors import resolve_priors
 
 pytestmark = pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS")
 
