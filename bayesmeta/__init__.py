@@ -27,6 +27,7 @@ from .errors import (
     DenseBlockWarning,
     DriftWarning,
     MissingDataWarning,
+    RobustTestWarning,
     SpecificationError,
 )
 from .inference.combinations import lincom
@@ -46,7 +47,7 @@ __all__ = ["MetaModel", "ModeResult", "BayesResult", "Prior", "datasets",
            "escalc", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance",
            "compare", "lincom", "lrt", "anova",
            "SpecificationError", "MissingDataWarning", "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning",
-           "DriftWarning"]
+           "DriftWarning", "RobustTestWarning"]
 __version__ = "0.1.0"
 
 

@@ -33,6 +33,10 @@ class BoundaryWarning(UserWarning):
     """A variance component or correlation was estimated on its boundary."""
 
 
+class RobustTestWarning(UserWarning):
+    """A cluster-robust test has no valid reference distribution (non-positive degrees of freedom)."""
+
+
 class DriftWarning(BoundaryWarning):
     """Scale coefficients of a location-scale model drift to +-infinity (a variance estimated as zero)."""
 

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.blocks import Batch, build_batches
-from ..errors import SpecificationError, format_rows, warn
+from ..errors import RobustTestWarning, SpecificationError, format_rows, warn
 from ..likelihood.profiled import marginal_covariance
 from ..spec.random_terms import ROW_TERM
 from .intervals import check_level, critical_value, f_sf, two_sided_p
@@ -51,10 +51,6 @@ from .wald import WaldTest, hypothesis_matrix
 ADJUSTMENTS = ("CR0", "CR1", "CR2")
 #: Eigenvalues below this fraction of the largest count as zero in inverse square roots.
 EIGEN_TOL = 1e-12
-
-
-class RobustTestWarning(UserWarning):
-    """A cluster-robust test has no valid reference distribution (non-positive degrees of freedom)."""
 
 
 # clusters -------------------------------------------------------------------

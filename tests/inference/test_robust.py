@@ -20,8 +20,7 @@ import pytest
 from reference_tools import FIXTURES, assert_close
 
 import bayesmeta as bm
-from bayesmeta.errors import MissingDataWarning, SpecificationError
-from bayesmeta.inference.robust import RobustTestWarning
+from bayesmeta.errors import MissingDataWarning, RobustTestWarning, SpecificationError
 
 with open(FIXTURES / "inference.json") as _fh:
     REF = json.load(_fh)
