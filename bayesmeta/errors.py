@@ -37,6 +37,11 @@ class RobustTestWarning(UserWarning):
     """A cluster-robust test has no valid reference distribution (non-positive degrees of freedom)."""
 
 
+class IdentificationWarning(UserWarning):
+    """A variance component the data cannot identify was fixed (or flagged); see
+    :mod:`bayesmeta.design.identifiability`."""
+
+
 class DriftWarning(BoundaryWarning):
     """Scale coefficients of a location-scale model drift to +-infinity (a variance estimated as zero)."""
 
@@ -68,9 +73,14 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     >>> caught[0].filename.startswith(_PACKAGE)
     False
     """
+    def inside(f) -> bool:
+        return os.path.abspath(f.f_code.co_filename).startswith(_PACKAGE)
+
     depth = 1
     frame = sys._getframe(1)
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+    # generated code called by the package (a dataclass's __init__, filename "<string>") counts as the package
+    while frame is not None and (inside(frame) or (frame.f_code.co_filename == "<string>" and frame.f_back is not None
+                                                   and inside(frame.f_back))):
         frame = frame.f_back
         depth += 1
     warnings.warn(message, category, stacklevel=depth + 1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..design.columns import check_arguments
+from ..design.columns import check_arguments, numeric
 from ..errors import SpecificationError, format_rows
 from ..prep.effect_sizes import escalc
 
@@ -28,7 +28,37 @@ def arm_inputs(data: pd.DataFrame, events, total, mean, sd, n) -> str:
     if means and None in (mean, sd, n):
         raise SpecificationError("Means need mean=, sd= and n=.")
     check_arguments(data, events=events, total=total, mean=mean, sd=sd, n=n)
+    check_arm_values(data, events=events, total=total, mean=mean, sd=sd, n=n)
     return "counts" if counts else "means"
+
+
+def check_arm_values(data: pd.DataFrame, **columns) -> None:
+    """Errors naming the builder's argument (``events``, ``total``, ``sd``, ``n``), its column and the rows
+    whose arm data are not numbers, are negative, or have more events than the arm has participants.
+
+    Examples
+    --------
+    >>> arms = pd.DataFrame({"x": [4, 12], "total": [40, 10]})
+    >>> check_arm_values(arms, events="x", total="total")
+    Traceback (most recent call last):
+    ...
+    bayesmeta.errors.SpecificationError: events: column 'x' exceeds total (column 'total') in rows 1.
+    """
+    values = {arg: numeric(data[col], arg, f"column {col!r} is") for arg, col in columns.items() if col is not None}
+    with np.errstate(invalid="ignore"):
+        # totals may be fractional (the reference-arm augmentation of network(augment=) adds 0.01)
+        for arg, positive, what in (("events", False, "negative"), ("total", True, "not positive"),
+                                    ("sd", False, "negative"), ("n", True, "not positive")):
+            if arg in values:
+                bad = values[arg] <= 0 if positive else values[arg] < 0
+                if bad.any():
+                    raise SpecificationError(f"{arg}: column {columns[arg]!r} is {what} in rows "
+                                             f"{format_rows(data.index[bad])}.")
+        if "events" in values and "total" in values:
+            bad = values["events"] > values["total"]
+            if bad.any():
+                raise SpecificationError(f"events: column {columns['events']!r} exceeds total (column "
+                                         f"{columns['total']!r}) in rows {format_rows(data.index[bad])}.")
 
 
 def arm_outcomes(data: pd.DataFrame, measure: str, *, events=None, total=None, mean=None, sd=None, n=None,

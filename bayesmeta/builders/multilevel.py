@@ -21,6 +21,9 @@ def nested_term(levels) -> str:
     """
     if isinstance(levels, str):
         levels = [lv.strip() for lv in levels.split("/")]
+    if not isinstance(levels, (list, tuple)):
+        raise SpecificationError(f"levels: expected column names, outer level first, e.g. ['district', 'study'], "
+                                 f"got {levels!r}.")
     levels = list(levels)
     if not levels or not all(isinstance(lv, str) and lv for lv in levels):
         raise SpecificationError("levels: expected column names, outer level first, e.g. ['district', 'study'].")

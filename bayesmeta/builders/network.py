@@ -125,6 +125,23 @@ def _designs(dat: pd.DataFrame, study: str, treatment: str, treatments: list) ->
     return {s: tuple(sorted(g[treatment], key=rank.get)) for s, g in dat.groupby(study, sort=False)}
 
 
+def check_connected(dat: pd.DataFrame, study: str, treatment: str, treatments: list) -> None:
+    """Refuse a network whose treatments fall into parts that no chain of studies links, naming them."""
+    part = {t: {t} for t in treatments}
+    for _, arms in dat.groupby(study, sort=False)[treatment]:
+        merged = set().union(*(part[t] for t in arms))
+        for t in merged:
+            part[t] = merged
+    parts = list({id(p): p for p in part.values()}.values())
+    if len(parts) > 1:
+        order = {t: i for i, t in enumerate(treatments)}
+        shown = "; ".join("{" + ", ".join(map(repr, sorted(p, key=order.get))) + "}"
+                          for p in sorted(parts, key=lambda p: min(map(order.get, p))))
+        raise SpecificationError(f"{treatment}: the network is disconnected: no chain of studies links the "
+                                 f"treatments of these {len(parts)} parts: {shown}. Analyse each part on its own, "
+                                 "or add studies that connect them.")
+
+
 def design_label(design: tuple) -> str:
     """E.g. ``('A', 'C', 'D')`` -> ``'A-C-D'``."""
     return "-".join(map(str, design))
@@ -223,6 +240,7 @@ def network(data: pd.DataFrame, *, study: str, treatment: str, events: str | Non
     dat = complete(data, [study, treatment, events, total, mean, sd, n], na_action)
     check_one_row_per_arm(dat, study, treatment)
     treatments = arm_levels(dat[treatment], reference)
+    check_connected(dat, study, treatment, treatments)
     designs = _designs(dat, study, treatment, treatments)
     if kind == "counts":
         dat = _zero_corrected(dat, study, events, total)

@@ -17,17 +17,14 @@ import pandas as pd
 from ..errors import DenseBlockWarning, SpecificationError, format_rows, warn
 from ..spec.formulas import required_columns
 from ..spec.random_terms import SlopeTerm
+from .alignment import sampling_covariance
 from .blocks import build_batches, find_blocks
+from .column_types import check_column_types, check_unique_columns, drop_unused_levels
 from .columns import check_columns, require_frame
 from .encode import encode, encode_new
 from .nested import NestedDesign, build_nested
 from .rows import check_rank, select_rows
-from .sampling_covariance import (
-    BlockDiagonal,
-    as_block_diagonal,
-    check_block_diagonal,
-    from_variances,
-)
+from .sampling_covariance import BlockDiagonal, check_block_diagonal
 from .terms import encode_terms
 
 #: Blocks larger than this (evaluated with dense matrices) trigger a DenseBlockWarning.
@@ -125,19 +122,6 @@ def _used_columns(formula: str, vi, terms, data: pd.DataFrame, trusted: bool) ->
     return sorted(cols)
 
 
-def _sampling_covariance(data: pd.DataFrame, vi, V) -> tuple[BlockDiagonal, str]:
-    """V over all rows of the data, and the argument it came from."""
-    n_all = len(data)
-    if isinstance(vi, str):
-        return from_variances(pd.to_numeric(data[vi], errors="coerce").to_numpy(float)), "vi"
-    if vi is not None:
-        values = np.asarray(vi, dtype=float).ravel()
-        if len(values) != n_all:
-            raise SpecificationError(f"vi: expected {n_all} sampling variances, got {len(values)}.")
-        return from_variances(values), "vi"
-    return as_block_diagonal(V, n_all), "V"
-
-
 def _check_finite(values: np.ndarray, index, what: str) -> None:
     finite = np.isfinite(values) if values.ndim == 1 else np.isfinite(values).all(axis=1)
     if not finite.all():
@@ -182,11 +166,13 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
     columns = _used_columns(formula, vi, terms or (), data, trusted)
     check_columns(data, "formula/random/vi", columns)
     columns = sorted(set(columns).union(*extra.values()))
-    v_all, argument = _sampling_covariance(data, vi, V)
+    check_unique_columns(data, columns)  # issue 16: types checked, V aligned by label, unused levels dropped
+    check_column_types(data, formula)
+    v_all, argument = sampling_covariance(data, vi, V, terms)
     keep = select_rows(data, columns, v_all.diagonal(), na_action)
     if len(keep) == 0:
         raise SpecificationError("data: no complete rows left to fit.")
-    used = data.iloc[keep]
+    used = drop_unused_levels(data.iloc[keep], columns)
     Vb = v_all.subset(keep)
     check_block_diagonal(Vb, used.index, argument, require_pd=terms is not None and len(terms) == 0)
     mm = encode(formula, used)
@@ -210,6 +196,8 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
             f"its likelihood uses dense {largest} x {largest} matrices, which is slow for large blocks.",
             DenseBlockWarning)
     batches = () if nested is not None else build_batches(y, X, Vb, encodings, block_of_row)
-    dropped = data.index[np.setdiff1d(np.arange(len(data)), keep)].to_numpy()
+    unused = np.ones(len(data), bool)
+    unused[keep] = False
+    dropped = data.index[np.flatnonzero(unused)].to_numpy()
     return Design(y, X, names, used.index.to_numpy(), keep, dropped, Vb, encodings, block_of_row, batches,
                   mm.model_spec, nested)

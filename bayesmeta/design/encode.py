@@ -30,7 +30,13 @@ def encode_new(spec, newdata: pd.DataFrame, where: str) -> np.ndarray:
     check_columns(newdata, where, sorted(spec.required_variables))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        X = np.asarray(spec.get_model_matrix(newdata, na_action="ignore"), dtype=float)
+        try:
+            X = np.asarray(spec.get_model_matrix(newdata, na_action="ignore"), dtype=float)
+        except Exception as error:  # noqa: BLE001  formulaic's own errors (a column of text where numbers were): name the columns
+            text = [c for c in sorted(spec.required_variables) if c in newdata and newdata[c].dtype == object]
+            raise SpecificationError(f"{where}: column(s) {', '.join(map(repr, text or sorted(spec.required_variables)))}"
+                                     f" cannot be encoded as in the data the model was built on "
+                                     f"({str(error).splitlines()[0] if str(error) else type(error).__name__}).") from None
     unseen = [w for w in caught if type(w.message).__name__ == "DataMismatchWarning"]
     if unseen:  # formulaic would code a level it has not seen as a row of zeros or NaN
         levels = re.search(r"\{.*\}", str(unseen[0].message))

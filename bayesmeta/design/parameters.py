@@ -104,6 +104,9 @@ class Parameterization:
         (empty when the model has no scale model). A term with a scale model has
         no SD and no correlation (empty ``fixed_sd`` and ``fixed_rho``); its theta
         entries are the standardised scale coefficients.
+    not_identified : tuple of NotIdentified
+        Components the data cannot identify (:mod:`bayesmeta.design.identifiability`),
+        fixed here (or, for some UN correlations, only flagged).
     """
 
     terms: tuple
@@ -111,6 +114,15 @@ class Parameterization:
     fixed_sd: tuple
     fixed_rho: tuple
     scale_models: tuple = ()
+    not_identified: tuple = ()
+
+    def identification_notes(self) -> list[str]:
+        """One line per component the data cannot identify (empty when all are identified)."""
+        return [n.describe(self.terms) for n in self.not_identified]
+
+    def not_identified_labels(self) -> set[str]:
+        """Table labels (``sigma2[g]``, ``rho[...]``) of the components the data cannot identify."""
+        return {label for n in self.not_identified for label in n.labels(self.terms)}
 
     def scale_of(self, k: int):
         """The scale model of term k, or None."""
@@ -323,17 +335,39 @@ def finite(theta: np.ndarray) -> np.ndarray:
 
 
 def _as_list(value, n: int, name: str) -> np.ndarray:
-    """Fixed values for ``n`` components: scalar, or a list with None for free entries."""
+    """Fixed values for ``n`` components: scalar, or a list with None for free entries (finite numbers)."""
     if value is None:
         return np.full(n, np.nan)
+    if isinstance(value, (str, bytes, dict, set)) or (not np.isscalar(value) and not hasattr(value, "__len__")):
+        raise SpecificationError(f"fixed: {name!r} expects a number or a list of numbers (None for free ones), "
+                                 f"got {value!r}.")
     values = [value] * n if np.isscalar(value) else list(value)
     if len(values) != n:
         raise SpecificationError(f"fixed: {name!r} needs {n} values (None for free ones), got {len(values)}.")
+    bad = [v for v in values if v is not None and (isinstance(v, (bool, np.bool_)) or not isinstance(
+        v, (int, float, np.integer, np.floating)) or not np.isfinite(v))]
+    if bad:
+        raise SpecificationError(f"fixed: {name!r} values must be finite numbers (None for free ones); got "
+                                 f"{', '.join(map(repr, bad))}.")
     return np.array([np.nan if v is None else float(v) for v in values])
 
 
+def _fix_not_identified(notes, fixed_sd: list, fixed_rho: list) -> tuple:
+    """Fix the components the data cannot identify that the user left free; the notes that apply."""
+    applied = []
+    for note in notes:
+        values = fixed_sd[note.term] if note.kind == "sd" else fixed_rho[note.term]
+        free = [i for i in note.entries if i < len(values) and np.isnan(values[i])]
+        if not free:
+            continue
+        if note.fixed:
+            values[free] = note.value
+        applied.append(note)
+    return tuple(applied)
+
+
 def build_parameterization(terms: tuple, fixed: dict | None, sd_unit: float,
-                           scale_models: tuple = ()) -> Parameterization:
+                           scale_models: tuple = (), not_identified: tuple = ()) -> Parameterization:
     """Turn the user's ``fixed`` dict into per-term fixed SDs and correlations.
 
     Parameters
@@ -346,7 +380,13 @@ def build_parameterization(terms: tuple, fixed: dict | None, sd_unit: float,
         Typical SD for scaling the unconstrained parameters.
     scale_models : tuple, optional
         Per term, its scale model (:class:`~bayesmeta.design.scale_models.ScaleDesign`) or None.
+    not_identified : tuple of NotIdentified, optional
+        Components the data cannot identify (:func:`~bayesmeta.design.identifiability.find_non_identified`):
+        those the user left free are fixed (variances and correlations at 0) and recorded.
     """
+    if fixed is not None and not isinstance(fixed, dict):
+        raise SpecificationError(f"fixed: expected a dict such as {{'sigma2': [None, 0.0]}}, got "
+                                 f"{type(fixed).__name__}.")
     fixed = dict(fixed or {})
     unknown = set(fixed) - {"sigma2", "tau2", "rho", "gamma2", "phi"}
     if unknown:
@@ -382,9 +422,10 @@ def build_parameterization(terms: tuple, fixed: dict | None, sd_unit: float,
     for name in ("tau2", "gamma2"):
         if name in fixed and not any(t.family == name for t in terms):
             raise SpecificationError(f"fixed: {name!r} given but the model has no such component.")
-    for fs in fixed_sd:
+    for t, fs in zip(terms, fixed_sd):
         if np.any(fs[~np.isnan(fs)] < 0):
-            raise SpecificationError("fixed: variances must be non-negative.")
+            raise SpecificationError(f"fixed: {t.family!r} values of {t.label!r} must be non-negative variances, got "
+                                     f"{fs[~np.isnan(fs) & (fs < 0)].tolist()}.")
     fixed_sd = [np.where(np.isnan(fs), np.nan, np.sqrt(np.abs(fs))) for fs in fixed_sd]
     for k, sc in enumerate(scale_models):
         if sc is None:
@@ -393,4 +434,6 @@ def build_parameterization(terms: tuple, fixed: dict | None, sd_unit: float,
             raise SpecificationError(f"fixed: the variance of {terms[k].label!r} is given by its scale model "
                                      f"({sc.formula!r}) and cannot be fixed.")
         fixed_sd[k], fixed_rho[k] = np.zeros(0), np.zeros(0)
-    return Parameterization(tuple(terms), float(sd_unit), tuple(fixed_sd), tuple(fixed_rho), tuple(scale_models))
+    applied = _fix_not_identified(not_identified, fixed_sd, fixed_rho)
+    return Parameterization(tuple(terms), float(sd_unit), tuple(fixed_sd), tuple(fixed_rho), tuple(scale_models),
+                            applied)

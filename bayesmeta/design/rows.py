@@ -23,7 +23,7 @@ def select_rows(data: pd.DataFrame, columns, vdiag: np.ndarray | None, na_action
     if missing.any():
         labels = data.index[missing]
         bad_cols = [c for c in columns if data.loc[missing, c].isna().any()]
-        where = f"columns {', '.join(map(repr, bad_cols))}" if bad_cols else "the diagonal of V"
+        where = f"columns {', '.join(map(repr, bad_cols))}" if bad_cols else "their rows of V (or vi)"
         msg = f"{missing.sum()} row(s) with missing values in {where}: rows {format_rows(labels)}"
         if na_action == "raise":
             raise SpecificationError(msg + " (na_action='raise').")

@@ -22,6 +22,8 @@ from ..errors import SpecificationError, format_rows
 
 #: Relative tolerance for symmetry and for negative eigenvalues of V blocks.
 _TOL = 1e-8
+#: A block whose smallest eigenvalue is below this fraction of its largest variance is singular.
+SINGULAR = 1e-10
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,14 @@ class ClusterBlocks:
     belongs to exactly one block. :func:`bayesmeta.vcalc` returns this, and
     ``MetaModel(..., V=...)`` accepts it.
 
+    Blocks that also carry the index ``labels`` of their rows (as
+    ``vcalc(..., data=)`` records them) are the safe form of a block-diagonal V:
+    ``MetaModel`` places each block on the rows of its data with those labels,
+    whatever their order there, refuses labels it cannot find, and, when the
+    cluster ``column`` is known, checks that the rows of a block belong to its
+    cluster (:mod:`bayesmeta.design.alignment`). Without labels, the row positions
+    are taken as positions in the model's data.
+
     Parameters
     ----------
     n : int
@@ -137,6 +147,10 @@ class ClusterBlocks:
         Row positions of each block.
     blocks : sequence of array_like
         The square blocks, matching ``rows``.
+    labels : sequence of array_like, optional
+        Index labels of the rows of each block (matching ``rows``).
+    column : str, optional
+        The data column holding the clusters.
 
     Examples
     --------
@@ -153,8 +167,10 @@ class ClusterBlocks:
     clusters: tuple
     _rows: tuple
     _blocks: tuple
+    labels: tuple | None = None
+    column: str | None = None
 
-    def __init__(self, n: int, clusters, rows, blocks) -> None:
+    def __init__(self, n: int, clusters, rows, blocks, *, labels=None, column: str | None = None) -> None:
         rows = tuple(_frozen(np.asarray(r, dtype=np.intp).ravel()) for r in rows)
         blocks = tuple(_frozen(np.atleast_2d(np.asarray(b, dtype=float))) for b in blocks)
         clusters = tuple(clusters)
@@ -168,6 +184,12 @@ class ClusterBlocks:
         covered = np.concatenate(rows) if rows else np.empty(0, np.intp)
         if len(covered) != n or not np.array_equal(np.sort(covered), np.arange(n)):
             raise SpecificationError(f"ClusterBlocks: the blocks must cover each of the {n} rows exactly once.")
+        if labels is not None:
+            labels = tuple(_frozen(np.asarray(lab, dtype=object).ravel()) for lab in labels)
+            if [len(lab) for lab in labels] != [len(r) for r in rows]:
+                raise SpecificationError("ClusterBlocks: labels must give one index label per row of every block.")
+        object.__setattr__(self, "labels", labels)
+        object.__setattr__(self, "column", column)
         object.__setattr__(self, "n", int(n))
         object.__setattr__(self, "clusters", clusters)
         object.__setattr__(self, "_rows", rows)
@@ -296,10 +318,11 @@ def check_block_diagonal(vb: BlockDiagonal, labels, argument: str, require_pd: b
     argument : str
         The argument name to cite (``"vi"`` or ``"V"``).
     require_pd : bool
-        Require positive definiteness (for models without random effects).
+        Kept for callers; every block must be positive definite: a singular block (smallest
+        eigenvalue below :data:`SINGULAR` times its largest variance) gets its own error.
     """
     labels = np.asarray(labels)
-    problems = {"finite": [], "variance": [], "symmetric": [], "psd": []}
+    problems = {"finite": [], "variance": [], "symmetric": [], "psd": [], "singular": []}
     for s in vb.stacks:
         finite = np.isfinite(s.mats).all(axis=(1, 2))
         problems["finite"].extend(labels[s.rows[~finite]].ravel())
@@ -313,9 +336,10 @@ def check_block_diagonal(vb: BlockDiagonal, labels, argument: str, require_pd: b
             asym = np.abs(mats - np.swapaxes(mats, 1, 2)).max(axis=(1, 2)) > _TOL * scale
             problems["symmetric"].extend(labels[s.rows[ok][asym]].ravel())
             eig = np.linalg.eigvalsh(mats[~asym]).min(axis=1)
-            limit = 0.0 if require_pd else -_TOL * scale[~asym]
-            bad = eig <= limit if require_pd else eig < limit
+            bad = eig < -_TOL * scale[~asym]
             problems["psd"].extend(labels[s.rows[ok][~asym][bad]].ravel())
+            singular = ~bad & (eig <= SINGULAR * scale[~asym])
+            problems["singular"].extend(labels[s.rows[ok][~asym][singular]].ravel())
     if problems["finite"]:
         raise SpecificationError(
             f"{argument}: non-finite sampling (co)variances in rows {format_rows(problems['finite'])}.")
@@ -329,3 +353,9 @@ def check_block_diagonal(vb: BlockDiagonal, labels, argument: str, require_pd: b
         what = "positive definite" if require_pd else "positive semi-definite"
         raise SpecificationError(
             f"{argument}: the block covering rows {format_rows(problems['psd'])} is not {what}.")
+    if problems["singular"]:
+        raise SpecificationError(
+            f"{argument}: the block covering rows {format_rows(problems['singular'])} is singular (positive "
+            "semi-definite but not positive definite): some combination of these rows would have no sampling "
+            "error. V must be positive definite (Cochran's Q and the fixed-effects fit use its inverse); look "
+            "for duplicated rows or correlations of 1.")

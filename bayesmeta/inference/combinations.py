@@ -18,14 +18,21 @@ from ..errors import SpecificationError
 from .intervals import check_level, wald_interval
 
 
+def _finite_number(value) -> bool:
+    return not isinstance(value, (bool, np.bool_)) and isinstance(value, (int, float, np.integer, np.floating)) \
+        and bool(np.isfinite(value))
+
+
 def combination_matrix(L, names: list[str]) -> pd.DataFrame:
     """Normalise the combinations to a DataFrame with one column per coefficient.
 
     Parameters
     ----------
     L : pandas.DataFrame or dict
-        Rows are combinations, columns coefficient names (missing ones count as 0);
-        or a dict ``{label: {coefficient: weight}}``.
+        Rows are combinations, columns coefficient names (columns left out count
+        as 0); or a dict ``{label: {coefficient: weight}}`` (coefficients left out
+        count as 0). Every weight given must be a finite number: a NaN weight is
+        an error, not a 0.
     names : list of str
         The model's coefficient names.
 
@@ -35,12 +42,32 @@ def combination_matrix(L, names: list[str]) -> pd.DataFrame:
     array([[ 0.,  1., -1.]])
     """
     if isinstance(L, dict):
-        L = pd.DataFrame.from_dict(L, orient="index")
-    if not isinstance(L, pd.DataFrame):
+        for label, weights in L.items():
+            if not isinstance(weights, dict):
+                raise SpecificationError(f"L: the combination {label!r} must be a dict {{coefficient: weight}}, got "
+                                         f"{type(weights).__name__}.")
+            bad = [c for c, w in weights.items() if not _finite_number(w)]
+            if bad:
+                raise SpecificationError(f"L: the combination {label!r} has weights that are not finite numbers "
+                                         f"for {bad}; leave out (or give 0 for) coefficients not involved.")
+        L = pd.DataFrame.from_dict(L, orient="index", dtype=float)
+    elif isinstance(L, pd.DataFrame):
+        try:
+            values = L.to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            raise SpecificationError("L: the weights must be numbers.") from None
+        rows, cols = np.nonzero(~np.isfinite(values))
+        if len(rows):
+            cells = ", ".join(f"{L.index[r]!r}/{L.columns[c]!r}" for r, c in zip(rows[:5], cols[:5]))
+            raise SpecificationError(f"L: weights that are not finite numbers (NaN is not read as 0) in row/column "
+                                     f"{cells}{' ...' if len(rows) > 5 else ''}.")
+    else:
         raise SpecificationError("L: expected a DataFrame (columns = coefficients) or a dict of dicts.")
     unknown = [c for c in L.columns if c not in names]
     if unknown:
         raise SpecificationError(f"L: unknown coefficient(s) {unknown}; available: {names}.")
+    if L.empty:
+        raise SpecificationError("L: no combinations given.")
     return L.reindex(columns=names).fillna(0.0).astype(float)
 
 
@@ -75,6 +102,8 @@ def lincom(result, L, *, level: float | None = None, transform: Callable | None 
     -0.9603
     """
     level = check_level(result.level if level is None else level)
+    if transform is not None and not callable(transform):
+        raise SpecificationError(f"transform: expected a function such as numpy.exp, got {transform!r}.")
     transform = transform or (lambda x: x)
     if hasattr(result, "idata"):
         beta = result.idata.posterior["beta"]

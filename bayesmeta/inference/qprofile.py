@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.build import Design
+from ..engines.mode.centring import centre_outcome
 from ..likelihood.marginal import evaluate
 from .intervals import chi2_quantile
 
@@ -104,6 +105,7 @@ def q_profile(design: Design, tau2: float, level: float) -> Bounds:
     """
     from scipy.optimize import brentq  # slow to import: loaded with the first interval
 
+    design, _ = centre_outcome(design)  # affine invariance (issue 16)
     df = design.n - design.p
     crit_upper, crit_lower = chi2_quantile([(1 + level) / 2, (1 - level) / 2], df)
     low, high = search_interval(tau2)

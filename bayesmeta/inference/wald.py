@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import SpecificationError
+from ..design.rows import redundant_columns
+from ..errors import SpecificationError, format_rows
 from .intervals import chi2_sf, f_sf
 
 
@@ -57,17 +58,36 @@ def hypothesis_matrix(names: list[str], terms=None, L=None, default=None) -> tup
     default : list of str, optional
         The coefficients tested when neither is given.
     """
+    if L is not None and terms is not None:
+        raise SpecificationError("terms, L: give the coefficients to test (terms=) or the hypotheses (L=), not both.")
     if L is None:
-        terms = default if terms is None else terms
+        if terms is not None and not isinstance(terms, (str, list, tuple, np.ndarray)):
+            raise SpecificationError(f"terms: expected coefficient names, got {type(terms).__name__}.")
+        terms = default if terms is None else [terms] if isinstance(terms, str) else list(terms)
+        repeated = sorted({t for t in terms if terms.count(t) > 1})
+        if repeated:
+            raise SpecificationError(f"terms: coefficient(s) {repeated} given more than once.")
         unknown = [t for t in terms if t not in names]
         if unknown:
             raise SpecificationError(f"terms: unknown coefficient(s) {unknown}; available: {names}.")
         if not terms:
             raise SpecificationError("terms: nothing to test (the model has only an intercept).")
         return np.eye(len(names))[[names.index(t) for t in terms]], list(terms)
-    L = np.atleast_2d(np.asarray(L, dtype=float))
-    if L.shape[1] != len(names):
-        raise SpecificationError(f"L: expected {len(names)} columns (one per coefficient), got {L.shape[1]}.")
+    try:
+        L = np.atleast_2d(np.asarray(L, dtype=float))
+    except (TypeError, ValueError):
+        raise SpecificationError("L: expected a matrix of numbers (one row per hypothesis).") from None
+    if L.ndim != 2 or L.shape[1] != len(names):
+        raise SpecificationError(f"L: expected {len(names)} columns (one per coefficient), got shape {L.shape}.")
+    if not np.isfinite(L).all():
+        raise SpecificationError(f"L: rows {format_rows(np.flatnonzero(~np.isfinite(L).all(axis=1)))} have weights "
+                                 "that are not finite numbers.")
+    redundant = redundant_columns(L.T, list(range(L.shape[0])))
+    if redundant:
+        raise SpecificationError(f"L: the {L.shape[0]} hypotheses are linearly dependent: rows {format_rows(redundant)} "
+                                 "(counting from 0) are zero or linear combinations of the rows before them (rank "
+                                 f"{L.shape[0] - len(redundant)}), and the test's degrees of freedom would be wrong. "
+                                 "Remove those rows.")
     return L, [names[j] for j in np.flatnonzero(np.abs(L).sum(axis=0) > 0)]
 
 

@@ -292,7 +292,9 @@ def vcalc(vi, cluster, *, type=None, time=None, obs=None, rho=None, phi: float |
     -------
     ClusterBlocks
         One block per cluster, in order of first appearance, over the rows of
-        that cluster in data order.
+        that cluster in data order. With ``data=`` the blocks carry the index labels
+        of their rows and the cluster column (when ``cluster`` names one), so that
+        ``MetaModel`` aligns them with its data by label, whatever the row order.
 
     Raises
     ------
@@ -332,4 +334,7 @@ def vcalc(vi, cluster, *, type=None, time=None, obs=None, rho=None, phi: float |
     codes, clusters = _levels(cl)
     order = np.argsort(codes, kind="stable")
     members = np.split(order, np.cumsum(np.bincount(codes))[:-1])
-    return ClusterBlocks(k, clusters, members, _blocks(rows, members, clusters))
+    # with data=, the blocks know the index labels of their rows (and the cluster column): the safe form
+    keyed = {"labels": [labels[m] for m in members], "column": cluster if isinstance(cluster, str) else None} \
+        if data is not None else {}
+    return ClusterBlocks(k, clusters, members, _blocks(rows, members, clusters), **keyed)

@@ -56,7 +56,7 @@ import pandas as pd
 from scipy.special import gammaln
 
 from ..design.columns import numeric, resolve
-from ..errors import SpecificationError, format_rows
+from ..errors import SpecificationError, format_rows, warn
 
 #: Input columns of every measure (alternatives separated by "|").
 MEASURES = {
@@ -121,7 +121,7 @@ def _check_counts(values: dict, measure: str, index: pd.Index) -> None:
 def _check_correlations(r: np.ndarray, index: pd.Index) -> None:
     outside = np.isfinite(r) & (np.abs(r) > 1)
     if outside.any():
-        raise SpecificationError(f"escalc: correlations outside [-1, 1] in rows {format_rows(index[outside])}.")
+        raise SpecificationError(f"ri: correlations outside [-1, 1] in rows {format_rows(index[outside])}.")
 
 
 def _hedges_correction(m: np.ndarray) -> np.ndarray:
@@ -212,6 +212,89 @@ def _mean_change(measure, v, index):
     return yi, (2 * (1 - r) if measure == "SMCR" else 1) / n + yi ** 2 / (2 * n)
 
 
+#: Inputs that are group or sample sizes (a size of 0 describes no study).
+SIZES = ("ni", "n1i", "n2i")
+
+
+def _sizes(v: dict) -> dict:
+    """Every group size of the inputs (given, or the sum of the cells of a 2x2 table)."""
+    sizes = {name: v[name] for name in SIZES if name in v}
+    if "bi" in v:
+        sizes["n1i"] = v["ai"] + v["bi"]
+    if "di" in v:
+        sizes["n2i"] = v["ci"] + v["di"]
+    return sizes
+
+
+def _unusable(measure: str, v: dict) -> list[tuple[np.ndarray, str]]:
+    """Rows whose inputs define no effect size or sampling variance, with the reason (before computing)."""
+    with np.errstate(invalid="ignore"):
+        out = [(size == 0, f"{name} is 0") for name, size in _sizes(v).items()]
+        if measure == "SMD":
+            out.append((v["n1i"] + v["n2i"] <= 2, "n1i + n2i <= 2 leaves no degrees of freedom for the SD"))
+        if measure == "ROM":
+            out.append(((v["m1i"] <= 0) | (v["m2i"] <= 0), "a ratio of means needs positive means"))
+        if measure == "ZCOR":
+            out.append((v["ni"] <= 3, "ZCOR needs ni > 3 (vi = 1 / (ni - 3))"))
+        if measure == "COR":
+            out.append((v["ni"] <= 1, "COR needs ni > 1"))
+        if measure in ("COR", "ZCOR"):
+            out.append((np.abs(v["ri"]) == 1, "a correlation of +-1 has no sampling variance"))
+        if measure in ("SMCC", "SMCR"):
+            out.append((v["ni"] <= 2, f"{measure} needs ni > 2"))
+    return out
+
+
+def _double_zero(measure: str, v: dict) -> np.ndarray:
+    """Two-group tables without events (or without non-events) in both groups (``drop00``)."""
+    if "x1i" in v:
+        return (v["x1i"] == 0) & (v["x2i"] == 0)
+    if "ai" not in v:
+        return np.zeros(len(next(iter(v.values()))), bool)
+    bi = v["bi"] if "bi" in v else v["n1i"] - v["ai"]
+    di = v["di"] if "di" in v else v["n2i"] - v["ci"]
+    return ((v["ai"] == 0) & (v["ci"] == 0)) | ((bi == 0) & (di == 0))
+
+
+def _set_unusable(measure: str, v: dict, yi: np.ndarray, vi: np.ndarray, index: pd.Index, to: str,
+                  drop00: bool):
+    """NaN (with a warning naming the rows and why) where the inputs define no effect size, or where it
+    came out infinite or the variance not positive; never inf or a silent value. Rows dropped on
+    request (``drop00``) and rows with missing inputs stay NaN without a warning."""
+    complete = np.all([np.isfinite(x) for x in v.values()], axis=0)
+    if drop00:
+        complete &= ~_double_zero(measure, v)
+    reasons = [(mask & complete, why) for mask, why in _unusable(measure, v)]
+    taken = np.any([m for m, _ in reasons], axis=0) if reasons else np.zeros(len(yi), bool)
+    with np.errstate(invalid="ignore"):
+        broken = complete & ~taken & ~(np.isfinite(yi) & np.isfinite(vi) & (vi > 0))
+    zero_cells = " (zero counts with to='none' or add=0?)" if to == "none" or measure in UNCORRECTED else ""
+    reasons.append((broken, f"the effect size or its variance is not a positive finite number{zero_cells}"))
+    parts = []
+    for mask, why in reasons:
+        if mask.any():
+            parts.append(f"rows {format_rows(index[mask])} ({why})")
+    bad = np.any([m for m, _ in reasons], axis=0)
+    if bad.any():
+        warn(f"escalc: measure {measure!r} gives no effect size for " + "; ".join(parts) + ": yi and vi are NaN "
+             "there (rows with NaN are dropped from a model, with a warning).", UserWarning)
+    return np.where(bad, np.nan, yi), np.where(bad, np.nan, vi)
+
+
+def _check_options(add, drop00, var_names) -> None:
+    if add is not None and (isinstance(add, bool) or not isinstance(add, (int, float, np.integer, np.floating))
+                            or not np.isfinite(add) or add < 0):
+        raise SpecificationError(f"add: expected a non-negative number (added to zero cells), got {add!r}.")
+    if not isinstance(drop00, (bool, np.bool_)):
+        raise SpecificationError(f"drop00: expected True or False, got {drop00!r}.")
+    if (not isinstance(var_names, (tuple, list)) or len(var_names) != 2
+            or not all(isinstance(n, str) and n for n in var_names)):
+        raise SpecificationError(f"var_names: expected two column names, e.g. ('yi', 'vi'), got {var_names!r}.")
+    if var_names[0] == var_names[1]:
+        raise SpecificationError(f"var_names: the effect sizes and the variances need different columns, got "
+                                 f"{var_names[0]!r} twice.")
+
+
 def escalc(measure: str, data: pd.DataFrame | None = None, *, add: float | None = None, to: str = "only0",
            drop00: bool = False, var_names: tuple[str, str] = ("yi", "vi"), **columns) -> pd.DataFrame:
     """Effect sizes ``yi`` and sampling variances ``vi`` as metafor's ``escalc`` computes them.
@@ -263,6 +346,7 @@ def escalc(measure: str, data: pd.DataFrame | None = None, *, add: float | None 
         raise SpecificationError(f"to: expected one of {TO_OPTIONS}, got {to!r}.")
     if data is not None and not isinstance(data, pd.DataFrame):
         raise SpecificationError(f"data: expected a pandas DataFrame, got {type(data).__name__}.")
+    _check_options(add, drop00, var_names)
     known = {name for spec in MEASURES[key] for name in spec.split("|")}
     unknown = sorted(set(columns) - known)
     if unknown:
@@ -292,6 +376,7 @@ def escalc(measure: str, data: pd.DataFrame | None = None, *, add: float | None 
             r, n = v["ri"], v["ni"]
             _check_correlations(r, index)
             yi, vi = (r, (1 - r ** 2) ** 2 / (n - 1)) if key == "COR" else (np.arctanh(r), 1 / (n - 3))
+    yi, vi = _set_unusable(key, v, np.asarray(yi, float), np.asarray(vi, float), index, to, drop00)
     out = data.copy() if data is not None else pd.DataFrame(index=index)
     out[var_names[0]] = yi
     out[var_names[1]] = vi

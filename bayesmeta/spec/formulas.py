@@ -254,3 +254,22 @@ def required_columns(formula: str, where: str, columns=None, trusted: bool = Fal
             except _Refusal:  # a trusted formula that Python cannot parse: formulaic will say what is wrong
                 continue
     return needed
+
+
+def bare_names(formula: str, where: str) -> tuple[set[str], set[str]]:
+    """Columns a formula uses as they are (not inside a transform such as ``C()`` or ``log()``),
+    on the left and on the right of ``~``.
+
+    Examples
+    --------
+    >>> [sorted(side) for side in bare_names("y ~ x + C(g) + `a b` + log(z)", "formula")]
+    [['y'], ['a b', 'x']]
+    """
+    sides: tuple[set[str], set[str]] = (set(), set())
+    side = 0 if any(kind == "operator" and token == "~" for kind, token in _tokens(formula, where)) else 1
+    for kind, token in _tokens(formula, where):
+        if kind == "operator" and token == "~":
+            side = 1
+        elif kind == "name":
+            sides[side].add(token)
+    return sides

@@ -183,6 +183,12 @@ def parse_random(random, struct=None) -> tuple[RandomTerm, ...]:
     -------
     tuple of terms, in the order given.
     """
+    if not isinstance(random, (str, list, tuple)):
+        raise SpecificationError(f"random: expected a formula string such as '~ 1 | study' (or a list of them), "
+                                 f"got {type(random).__name__}.")
+    if struct is not None and not isinstance(struct, (str, list, tuple)):
+        raise SpecificationError(f"struct: expected a structure name such as 'UN' (or a list of them), got "
+                                 f"{type(struct).__name__}.")
     texts = [random] if isinstance(random, str) else list(random)
     for t in texts:
         if not isinstance(t, str):
@@ -192,6 +198,8 @@ def parse_random(random, struct=None) -> tuple[RandomTerm, ...]:
         structs = [struct] * n_structured
     else:
         structs = list(struct)
+        if not all(isinstance(x, str) for x in structs):
+            raise SpecificationError(f"struct: expected structure names such as 'UN', got {structs!r}.")
         if len(structs) != n_structured:
             raise SpecificationError(
                 f"struct: got {len(structs)} structures for {n_structured} non-nested random terms."

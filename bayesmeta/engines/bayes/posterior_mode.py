@@ -9,6 +9,7 @@ from ...design.build import Design
 from ...design.parameters import Parameterization
 from ...likelihood.marginal import evaluate
 from ...likelihood.profiled import Evaluation
+from ..mode.centring import weighted_fit
 from ..mode.objective import Objective
 from ..mode.optimize import ModeEstimate
 from ..mode.scale_covariance import scale_inference
@@ -28,7 +29,10 @@ def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, rest
     of the likelihood's Hessian plus the precision of their Normal priors.
     """
     model = build_model(design, param, prior_set, restricted=restricted)
-    point, raw = pm.find_MAP(model=model, progressbar=False, method="L-BFGS-B", return_raw=True,
+    # start the fixed effects at their weighted least-squares fit, not at 0: an outcome far from zero
+    # (the BCG log risk ratios plus 1e8) would otherwise leave L-BFGS far from the mode (issue 16)
+    start = {"beta": weighted_fit(design)[0].reshape(np.shape(model.initial_point()["beta"]))}
+    point, raw = pm.find_MAP(start=start, model=model, progressbar=False, method="L-BFGS-B", return_raw=True,
                              options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10000})
     natural = [(sd[0], rho[0]) for sd, rho in
                natural_from_draws(param, {k: np.atleast_1d(v)[None] for k, v in point.items()})]

@@ -47,6 +47,7 @@ from ...design.build import Design
 from ...design.parameters import Parameterization
 from ...errors import SpecificationError
 from ...likelihood.marginal import evaluate
+from .centring import outcome_centred
 from .optimize import ModeEstimate
 
 #: The estimators of this module, by metafor's name.
@@ -183,6 +184,7 @@ def se_tau2(y: np.ndarray, v: np.ndarray, X: np.ndarray, tau2: float, method: st
     raise SpecificationError(f"method: no standard error of tau^2 for {method!r}.")
 
 
+@outcome_centred  # affine invariance: a far-off outcome is centred first (issue 16)
 def fit_moments(design: Design, param: Parameterization, method: str) -> ModeEstimate:
     """Fit the standard model with tau^2 from a moment (or generalised-Q) estimator.
 
