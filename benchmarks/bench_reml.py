@@ -2,8 +2,9 @@
 
 Models: the three-level school model (56 rows), and simulated three-level data
 (clusters of 3-7 rows, about 5 on average, one study per row) with 500 to
-100,000 rows. bayesmeta's time covers building the model from the DataFrame
-and fitting it (warm: after one untimed run; median of repeated runs); peak
+1,000,000 rows. bayesmeta's time covers building the model from the DataFrame
+and fitting it (warm: after one untimed run; median of repeated runs; also
+split into building and fitting, with the number of warnings of the fit); peak
 memory is the largest allocation traced during one build-and-fit. When R with
 metafor is installed, the same fits are timed with rma.mv (dense default and
 sparse=TRUE) in the same run, skipping sizes where metafor would take minutes.
@@ -15,12 +16,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import tracemalloc
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ CASES = [
     ("sim-1000", 1_000, 10, False, True),
     ("sim-10000", 10_000, 5, False, False),
     ("sim-100000", 100_000, 3, False, False),
+    ("sim-1000000", 1_000_000, 3, False, False),
 ]
 R_REPS = {"school": 20, "sim-500": 1, "sim-1000": 1}
 
@@ -66,28 +68,38 @@ def data_for(name: str) -> pd.DataFrame:
     return simulate(int(name.split("-")[1]))
 
 
-def fit(dat: pd.DataFrame):
-    return bm.MetaModel("yi ~ 1", data=dat, vi="vi", random="~ 1 | district/study").fit("REML")
+def fit(dat: pd.DataFrame, times: list | None = None):
+    """Build and fit by REML; ``times`` gets (build seconds, fit seconds)."""
+    start = time.perf_counter()
+    model = bm.MetaModel("yi ~ 1", data=dat, vi="vi", random="~ 1 | district/study")
+    built = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = model.fit("REML")
+    if times is not None:
+        times.append((built - start, time.perf_counter() - built))
+    return result, len(caught)
 
 
-def time_bayesmeta(dat: pd.DataFrame, reps: int) -> tuple[float, float, object]:
-    result = fit(dat)  # warm-up
+def time_bayesmeta(dat: pd.DataFrame, reps: int) -> tuple[tuple[float, float, float], float, object, int]:
+    """Median (total, build, fit) seconds, peak MB, the result and its number of warnings."""
+    result, n_warnings = fit(dat)  # warm-up
     times = []
     for _ in range(reps):
-        start = time.perf_counter()
-        fit(dat)
-        times.append(time.perf_counter() - start)
+        fit(dat, times)
     tracemalloc.start()
     fit(dat)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return statistics.median(times), peak / 2**20, result
+    build, fitting = np.array(times).T
+    return (float(np.median(build + fitting)), float(np.median(build)), float(np.median(fitting))), \
+        peak / 2**20, result, n_warnings
 
 
 def r_available() -> bool:
     if shutil.which("Rscript") is None:
         return False
-    probe = subprocess.run(["Rscript", "-e", "library(metafor)"], capture_output=True)
+    probe = subprocess.run(["Rscript", "-e", "library(metafor)"], capture_output=True, check=False)
     return probe.returncode == 0
 
 
@@ -109,9 +121,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, n, reps, r_dense, r_sparse in CASES:
             dat = data_for(name)
-            seconds, peak_mb, result = time_bayesmeta(dat, reps)
+            (seconds, build, fitting), peak_mb, result, n_warnings = time_bayesmeta(dat, reps)
             row = {"model": name, "rows": len(dat), "clusters": dat["district"].nunique(),
-                   "bayesmeta_s": seconds, "peak_MB": peak_mb, "MB_per_1k_rows": 1000 * peak_mb / len(dat)}
+                   "bayesmeta_s": seconds, "build_s": build, "fit_s": fitting, "warnings": n_warnings,
+                   "peak_MB": peak_mb, "KB_per_row": 1000 * peak_mb / len(dat)}
             for label, wanted, sparse in [("metafor", r_dense, False), ("metafor_sparse", r_sparse, True)]:
                 row[f"{label}_s"] = row[f"{label}_ratio"] = np.nan
                 if with_r and wanted:

@@ -39,6 +39,12 @@ class NestedDesign:
     group_codes : tuple of numpy.ndarray
         For each level (finest first), the code (in its covariance term) of each of
         its groups, in sorted order.
+    closes : numpy.ndarray (n,) of int64
+        For every sorted row, the number of levels (finest first) whose group ends
+        with it: the one-pass walk of the compiled kernel
+        (:mod:`bayesmeta.likelihood.nested_kernel`).
+    log_d : float
+        ``sum(log(d))``, the part of ``log|Sigma|`` that does not depend on the variances.
     """
 
     U: np.ndarray
@@ -48,6 +54,22 @@ class NestedDesign:
     perm: np.ndarray
     row_starts: tuple
     group_codes: tuple = ()
+    closes: np.ndarray | None = None
+    log_d: float = 0.0
+
+
+def count_distinct(codes: np.ndarray) -> int:
+    """The number of distinct values of an integer array: by counting for codes (non-negative
+    integers, a tenth of the time of sorting), else ``np.unique``.
+
+    Examples
+    --------
+    >>> count_distinct(np.array([3, 0, 3, 7]))
+    3
+    """
+    if codes.dtype.kind in "iu" and len(codes) and codes.min() >= 0:
+        return int(np.count_nonzero(np.bincount(codes)))
+    return len(np.unique(codes))
 
 
 def build_nested(X: np.ndarray, y: np.ndarray, d: np.ndarray, codes: list[np.ndarray]) -> NestedDesign | None:
@@ -62,7 +84,7 @@ def build_nested(X: np.ndarray, y: np.ndarray, d: np.ndarray, codes: list[np.nda
     n = len(y)
     if not codes:
         return None
-    n_groups = [len(np.unique(c)) for c in codes]
+    n_groups = [count_distinct(c) for c in codes]
     order_terms = sorted(range(len(codes)), key=lambda k: n_groups[k])  # coarsest first
     perm = np.lexsort([codes[k] for k in reversed(order_terms)])
     sorted_codes = [codes[k][perm] for k in order_terms]
@@ -84,4 +106,8 @@ def build_nested(X: np.ndarray, y: np.ndarray, d: np.ndarray, codes: list[np.nda
     U = np.column_stack([X[perm], y[perm], np.ones(n)])
     term_index = tuple(reversed(order_terms))
     group_codes = tuple(codes[k][perm[rs]] for k, rs in zip(term_index, row_starts))
-    return NestedDesign(U, d[perm], tuple(starts), term_index, perm, tuple(row_starts), group_codes)
+    closes = np.zeros(n, np.int64)
+    for level, rs in enumerate(row_starts):  # finest first: a coarser group's end is also a finer one's
+        closes[np.r_[rs[1:], n] - 1] = level + 1
+    return NestedDesign(U, d[perm], tuple(starts), term_index, perm, tuple(row_starts), group_codes, closes,
+                        float(np.log(d).sum()))

@@ -76,7 +76,10 @@ def group_codes(frame: pd.DataFrame) -> tuple[np.ndarray, tuple]:
     _, first = np.unique(codes, return_index=True)
     if frame.shape[1] == 1:
         return codes, tuple(frame.iloc[first, 0].tolist())
-    return codes, tuple("/".join(map(str, values)) for values in frame.to_numpy()[first])
+    values = frame.to_numpy()[first].T
+    # column by column; Python scalars print as NumPy's 64-bit ones (not float32's: keep those)
+    columns = values.tolist() if values.dtype in (object, np.int64, np.float64, bool) else list(values)
+    return codes, tuple("/".join(labels) for labels in zip(*(map(str, column) for column in columns)))
 
 
 def encode_terms(terms, data: pd.DataFrame) -> tuple[TermEncoding, ...]:

@@ -30,13 +30,17 @@ def evaluate(design: Design, G: list[np.ndarray], reml: bool, gradient: bool = F
 
 
 def evaluate_groups(design: Design, variances: list[np.ndarray], reml: bool,
-                    jacobians: list[np.ndarray] | None = None, logdet_xtx: float | None = None) -> Evaluation:
+                    jacobians: list[np.ndarray] | None = None, logdet_xtx: float | None = None,
+                    second: list[np.ndarray] | None = None) -> Evaluation:
     """Profiled (restricted) log-likelihood with one variance per group of every term.
 
-    For location-scale models (which always have the nested closed form).
+    For designs with the nested closed form (location-scale models among them).
     ``jacobians`` (per term, (n_groups, P)) ask for the gradient along P
-    parameters, returned as the evaluation's ``dtheta``.
+    parameters, returned as the evaluation's ``dtheta``; ``second`` (per term,
+    (n_groups, P, P), the variances' second derivatives) for the exact Hessian,
+    returned as its ``hessian``.
     """
     if logdet_xtx is None:
         logdet_xtx = design.logdet_xtx if reml else 0.0
-    return evaluate_nested_groups(design.nested, variances, design.n, design.p, logdet_xtx, reml, jacobians)
+    return evaluate_nested_groups(design.nested, variances, design.n, design.p, logdet_xtx, reml, jacobians,
+                                  second)

@@ -30,8 +30,8 @@ class Evaluation:
     """Everything computed at one value of the variance components.
 
     ``dG`` holds d loglik / d G_k per covariance term; ``dtheta`` the derivatives
-    along given directions (the parameters of a location-scale model), when the
-    evaluation was asked for them instead.
+    along given directions (the model's parameters), when the evaluation was asked
+    for them instead, and ``hessian`` the exact second derivatives along them.
     """
 
     loglik: float
@@ -40,6 +40,7 @@ class Evaluation:
     vcov: np.ndarray
     dG: list | None
     dtheta: np.ndarray | None = None
+    hessian: np.ndarray | None = None
 
 
 def marginal_covariance(batch: Batch, G: list[np.ndarray]) -> np.ndarray:
@@ -149,3 +150,28 @@ def directional(dT: np.ndarray, dlogdet: np.ndarray, ev: Evaluation, p: int, rem
     if reml:
         d = d + np.einsum("ij,kji->k", A_inv, dA)
     return -0.5 * d
+
+
+def second_directional(dT: np.ndarray, d2T: np.ndarray, d2logdet: np.ndarray, ev: Evaluation, p: int,
+                       reml: bool) -> np.ndarray:
+    """Second derivatives of the profiled log-likelihood along pairs of directions.
+
+    From the first and second derivatives of the Gram matrix ``T = [X, y]' Sigma^-1 [X, y]``
+    and of ``log|Sigma|``. With ``A = X' Sigma^-1 X``, ``c = X' Sigma^-1 y`` and
+    ``beta = A^-1 c``, the profiled quadratic form ``Q = y' Sigma^-1 y - c' A^-1 c`` has
+
+        d2Q_ij = d2(yy)_ij - 2 d2c_ij' beta + beta' d2A_ij beta - 2 e_i' A^-1 e_j,   e_i = dc_i - dA_i beta,
+
+    and ``d2 log|A|_ij = tr(A^-1 d2A_ij) - tr(A^-1 dA_i A^-1 dA_j)``.
+    """
+    beta, A_inv = ev.beta, ev.vcov
+    dA, dc = dT[:, :p, :p], dT[:, :p, p]
+    e = dc - dA @ beta
+    d2Q = (d2T[:, :, p, p] - 2 * d2T[:, :, :p, p] @ beta + np.einsum("i,klij,j->kl", beta, d2T[:, :, :p, :p], beta)
+           - 2 * e @ A_inv @ e.T)
+    d2 = d2logdet + d2Q
+    if reml:
+        AdA = A_inv @ dA  # (P, p, p)
+        d2 = d2 + np.einsum("ij,klji->kl", A_inv, d2T[:, :, :p, :p]) - np.einsum("kij,lji->kl", AdA, AdA)
+    H = -0.5 * d2
+    return (H + H.T) / 2

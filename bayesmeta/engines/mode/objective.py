@@ -1,4 +1,12 @@
-"""The objective of ML/REML: the negative profiled (restricted) log-likelihood of theta."""
+"""The objective of ML/REML: the negative profiled (restricted) log-likelihood of theta.
+
+Designs with the nested closed form (nested random intercepts with diagonal V,
+with or without scale models) are evaluated with one variance per group and
+derivatives straight in theta, to second order when asked: their Hessian is
+exact (:meth:`Objective.hessian`). Other designs give the analytic gradient, and
+their Hessian comes from finite differences of it
+(:func:`bayesmeta.engines.mode.curvature.hessian`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +16,51 @@ from ...design.build import Design
 from ...design.parameters import Parameterization, finite
 from ...likelihood.marginal import evaluate, evaluate_groups
 from ...likelihood.profiled import Evaluation, NotPositiveDefinite
+from .centring import centre_outcome, offset_fixed_effects
+
+
+def term_variances(param: Parameterization, theta: np.ndarray, order: int = 0) -> tuple[list, list, list]:
+    """The variances of every term's groups at ``theta``, with derivatives in theta up to ``order``.
+
+    A term without a scale model gives one variance for all its groups (a scalar),
+    its derivative (n_free,) and second derivative (n_free, n_free): with
+    ``sd = sd_unit exp(theta)``, ``dv/dtheta = 2 v`` and ``d2v/dtheta2 = 4 v``. A
+    term with a scale model, ``v = exp(W_std theta)`` per group, gives (n_groups,),
+    ``v w`` (n_groups, n_free) and ``v w w'`` (n_groups, n_free, n_free).
+
+    Returns
+    -------
+    variances, jacobians, second : lists per term (the last two None below their order)
+    """
+    theta = np.asarray(theta, dtype=float)
+    m = param.n_free
+    variances, jacobians, second, pos = [], [], [], 0
+    for k, (t, (sd, _), fs, size) in enumerate(zip(param.terms, param.natural(theta), param.fixed_sd,
+                                                    param.sizes())):
+        sc = param.scale_of(k)
+        if sc is not None:
+            W = sc.W_std
+            block = slice(pos + size - sc.r, pos + size)
+            v = np.exp(W @ theta[block])
+            J = np.zeros((len(v), m)) if order >= 1 else None
+            D = np.zeros((len(v), m, m)) if order >= 2 else None
+            if order >= 1:
+                J[:, block] = v[:, None] * W
+            if order >= 2:
+                D[:, block, block] = v[:, None, None] * W[:, :, None] * W[:, None, :]
+        else:
+            v = float(sd[0] ** 2)
+            J, D = (np.zeros(m) if order >= 1 else None), (np.zeros((m, m)) if order >= 2 else None)
+            if size and np.isnan(fs[0]):
+                if order >= 1:
+                    J[pos] = 2.0 * v
+                if order >= 2:
+                    D[pos, pos] = 4.0 * v
+        variances.append(v)
+        jacobians.append(J)
+        second.append(D)
+        pos += size
+    return variances, jacobians if order >= 1 else None, second if order >= 2 else None
 
 
 class Objective:
@@ -26,20 +79,31 @@ class Objective:
     """
 
     def __init__(self, design: Design, param: Parameterization, reml: bool):
+        design, self.beta_offset = centre_outcome(design)  # affine invariance (issue 16)
         self.design, self.param, self.reml = design, param, reml
         self.logdet_xtx = design.logdet_xtx if reml else 0.0
 
-    def evaluate(self, theta: np.ndarray, gradient: bool = False) -> Evaluation:
-        """The profiled likelihood's :class:`~bayesmeta.likelihood.profiled.Evaluation` at ``theta``."""
+    @property
+    def exact_hessian(self) -> bool:
+        """Whether :meth:`hessian` is exact (the nested closed form) rather than None."""
+        return self.design.nested is not None
+
+    @offset_fixed_effects
+    def evaluate(self, theta: np.ndarray, gradient: bool = False, hessian: bool = False) -> Evaluation:
+        """The profiled likelihood's :class:`~bayesmeta.likelihood.profiled.Evaluation` at ``theta``.
+
+        ``hessian`` (nested designs only) also asks for the exact Hessian in theta.
+        """
         theta = finite(theta)
-        if self.param.has_scale:
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # extreme alphas: checked below
-                variances, jacobians = self.param.group_variances(theta, jacobian=gradient)
-                ev = evaluate_groups(self.design, variances, self.reml, jacobians, self.logdet_xtx)
-            if not (np.isfinite(ev.loglik) and (ev.dtheta is None or np.all(np.isfinite(ev.dtheta)))):
-                raise NotPositiveDefinite("variances out of range")
-            return ev
-        return evaluate(self.design, self.param.covariances(theta), self.reml, gradient, self.logdet_xtx)
+        if self.design.nested is None:
+            return evaluate(self.design, self.param.covariances(theta), self.reml, gradient, self.logdet_xtx)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # extreme alphas: checked below
+            variances, jacobians, second = term_variances(self.param, theta, 2 if hessian else int(gradient))
+            ev = evaluate_groups(self.design, variances, self.reml, jacobians, self.logdet_xtx, second)
+        derivatives = [v for v in (ev.dtheta, ev.hessian) if v is not None]
+        if not (np.isfinite(ev.loglik) and all(np.all(np.isfinite(v)) for v in derivatives)):
+            raise NotPositiveDefinite("variances out of range")
+        return ev
 
     def loglik(self, theta: np.ndarray) -> float:
         """The log-likelihood (-inf where it is not defined)."""
@@ -59,3 +123,26 @@ class Objective:
     def gradient(self, theta: np.ndarray) -> np.ndarray:
         """The gradient of the objective (minus that of the log-likelihood)."""
         return self(theta)[1]
+
+    def with_hessian(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Value, gradient and exact Hessian of the objective from one evaluation (nested designs).
+
+        Raises
+        ------
+        NotPositiveDefinite
+            Where the likelihood is not defined.
+        """
+        ev = self.evaluate(theta, hessian=True)
+        return -ev.loglik, -ev.dtheta, -ev.hessian
+
+    def hessian(self, theta: np.ndarray) -> np.ndarray | None:
+        """The exact Hessian of the objective in theta (nested designs), or None (use finite differences).
+
+        Raises
+        ------
+        NotPositiveDefinite
+            Where the likelihood is not defined.
+        """
+        if not self.exact_hessian:
+            return None
+        return -self.evaluate(theta, hessian=True).hessian
