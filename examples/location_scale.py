@@ -25,12 +25,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
+from _example import figure_path, quick, sampling, show
 
-import bayesmeta as bm  # noqa: E402
-from _example import figure_path, quick, sampling, show  # noqa: E402
+import bayesmeta as bm
 
 dat = bm.datasets.load("bangertdrowns2004").dropna(subset=["length"])  # 46 studies report the length
 
@@ -79,23 +78,10 @@ post_bcg = bcg.sample(**sampling())
 show(f"The same model with NUTS ({post_bcg.diagnostics['divergences']} divergences): ML beside NUTS",
      bm.compare(ml_bcg, post_bcg))
 
-# 5. figure: tau_i against length -----------------------------------------------------------
-grid = pd.DataFrame({"length": np.linspace(dat["length"].min(), dat["length"].max(), 60)})
-curve_reml, curve_nuts = reml.predict_variance(grid), post.predict_variance(grid)
-studies = reml.predict_variance()
-fig, ax = plt.subplots(figsize=(7, 4.5))
-ax.fill_between(grid["length"], np.sqrt(curve_reml["ci_lb"]), np.sqrt(curve_reml["ci_ub"]), color="C0", alpha=0.15,
-                label="REML 95% CI")
-ax.plot(grid["length"], np.sqrt(curve_reml["pred"]), color="C0", label="REML")
-ax.fill_between(grid["length"], np.sqrt(curve_nuts["ci_lb"]), np.sqrt(curve_nuts["ci_ub"]), color="C1", alpha=0.15,
-                label="NUTS 95% interval")
-ax.plot(grid["length"], np.sqrt(curve_nuts["median"]), color="C1", linestyle="--", label="NUTS (posterior median)")
-ax.plot(dat["length"], np.sqrt(studies["pred"]), "o", color="C0", markersize=4, label="fitted tau_i (REML)")
+# 5. figure: tau_i against length (bm.variance_plot) -----------------------------------------
+ax = bm.variance_plot(reml, post, x="length", data=dat)
 ax.set_xlabel("treatment length (weeks)")
-ax.set_ylabel("heterogeneity SD tau_i")
 ax.set_title("Writing-to-learn: heterogeneity against treatment length")
-ax.set_ylim(bottom=0)
-ax.legend(frameon=False, fontsize=8)
 path = figure_path("location_scale.png")
-fig.savefig(path, dpi=120, bbox_inches="tight")
+ax.get_figure().savefig(path, dpi=120, bbox_inches="tight")
 print(f"\nFigure saved to {path}")

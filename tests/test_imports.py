@@ -34,6 +34,7 @@ import bayesmeta as bm
 school = bm.datasets.load("school")
 fit = bm.MetaModel("effect ~ 1", data=school, vi="var", random="~ 1 | district/study").fit()
 fit.summary(); fit.table(); fit.wald_test(); bm.compare(fit, fit.__class__.refit(fit))
+repr(fit); fit._repr_html_()  # the console and notebook views
 berkey = bm.datasets.load("berkey98")
 bm.multivariate(berkey, outcomes=["PD", "AL"], id="pubyear", vech=["var_PD", "cov_PD_AL", "var_AL"]).fit().summary()
 dat = bm.datasets.load("bangertdrowns2004")
