@@ -41,9 +41,14 @@ def test_random_study_effects_match_metafor():
     ref_contrast = REF["arm_un_contrast"]
     assert_close(contrast.loc["vaccine vs control", "estimate"], ref_contrast["coef"][1], "log RR")
     assert_close(contrast.loc["vaccine vs control", "se"], ref_contrast["se"][1], "log RR se")
+    ci = [ref_contrast["ci_lb"][1], ref_contrast["ci_ub"][1]]
+    assert_close(contrast.loc["vaccine vs control", ["ci_lb", "ci_ub"]].to_numpy(float), ci, "log RR CI")
+    ci90 = m.contrasts(fit, level=0.9).loc["vaccine vs control", ["ci_lb", "ci_ub"]].to_numpy(float)
+    assert_close(ci90, [ref_contrast["ci90_lb"][1], ref_contrast["ci90_ub"][1]], "log RR 90% CI")
     assert round(contrast.iloc[0]["estimate"], 2) == -0.71 and round(fit.rho.iloc[0], 2) == 0.94
     rr = m.contrasts(fit, transform=np.exp)
     assert_close(rr["estimate"], np.exp(ref_contrast["coef"][1]), "RR")
+    assert_close(rr[["ci_lb", "ci_ub"]].to_numpy(float).ravel(), np.exp(ci), "RR CI")
 
 
 def test_fixed_study_effects_are_the_contrast_based_model():

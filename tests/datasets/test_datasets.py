@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from importlib import resources
 
 import pandas as pd
@@ -15,10 +16,28 @@ SHAPES = {"school": (56, 5), "thrombolytic": (38, 10), "bcg": (13, 13), "smoking
           "ishak2007": (46, 11), "hasselblad1998": (50, 7), "bangertdrowns2004": (48, 16)}
 
 
+#: SHA-256 (first 16 hex digits) of every bundled file, line endings normalised: the references
+#: (metafor fixtures, published tables) were computed from exactly these values.
+CHECKSUMS = {
+    "alcohol": "2225123a4e85cf2c", "bangertdrowns2004": "e5b9c880bf90783b", "bcg": "c50c5022a5ccdbd7",
+    "berkey1998": "0c8373bc7cd97ab0", "berkey98": "27ce56cbf80cefe3", "dbs": "18c9706387363906",
+    "fibrinogen": "917ddd03da195c65", "gliomas": "579414e25fcfa3d2", "hasselblad1998": "4776c91f09a7bec3",
+    "hsls": "0c98fb8984863b8c", "hyp": "f22b1ee43ed81d4f", "ishak2007": "304d76bca3bbe768",
+    "konstantopoulos2011": "756fa9f9c60ee699", "p53": "b865c5800f03bd44", "school": "9b7d5ee543fdbce4",
+    "smoking": "1863929a4a1024bb", "thrombolytic": "5d5abbf42b33ac15",
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHECKSUMS))
+def test_file_contents_are_unchanged(name):
+    raw = resources.files("bayesmeta.datasets").joinpath("data", f"{name}.csv").read_bytes()
+    assert hashlib.sha256(raw.replace(b"\r\n", b"\n")).hexdigest()[:16] == CHECKSUMS[name]
+
+
 def test_every_file_is_catalogued_and_vice_versa():
     files = {p.name[:-4] for p in resources.files("bayesmeta.datasets").joinpath("data").iterdir()
              if p.name.endswith(".csv")}
-    assert files == set(datasets.names()) == set(SHAPES)
+    assert files == set(datasets.names()) == set(SHAPES) == set(CHECKSUMS)
 
 
 @pytest.mark.parametrize("name", sorted(SHAPES))

@@ -6,7 +6,7 @@
 #
 # Writes (write.csv, row.names = FALSE, NA for missing) to
 # bayesmeta/datasets/data/. Citations and column meanings are in
-# tests/reference/METADAT_SOURCES.md.
+# bayesmeta/datasets/data/README.md.
 ################################################################################
 
 suppressPackageStartupMessages(library(metadat))

@@ -35,7 +35,7 @@ models$multilevel_depth3 <- extract(
 
 # --- arm-based: BCG, log risk per arm (van Houwelingen et al. 1993) ----------
 # long format: per trial the vaccinated arm, then the control arm
-bcg <- dat.bcg
+bcg <- rd("bcg.csv")  # the bundled data (same counts as metadat::dat.bcg)
 arms <- data.frame(trial = rep(bcg$trial, each = 2),
                    arm = rep(c("vaccine", "control"), nrow(bcg)),
                    events = c(rbind(bcg$tpos, bcg$cpos)),
@@ -60,7 +60,7 @@ models$contrast_rr <- extract(
 # to every arm of a study with a zero cell, the multi-arm covariance (the
 # baseline arm's variance shared), basic parameters d_t against no_contact,
 # random contrast effects with compound symmetry and rho = 1/2.
-h <- dat.hasselblad1998
+h <- rd("hasselblad1998.csv")  # == metadat::dat.hasselblad1998
 trts <- c("no_contact", sort(setdiff(unique(h$trt), "no_contact")))
 zero <- h$study %in% h$study[h$xi == 0 | h$xi == h$ni]
 h$x <- h$xi + 0.5 * zero
@@ -97,7 +97,7 @@ models$network_exact_inconsistency <- list(loglik = as.numeric(logLik(full)), QM
                                            tau2 = full$tau2)
 
 # --- multivariate: hyp (SEs and a within-study correlation), p53 (missing) ---
-mv_data <- function(name) read.csv(file.path(data_dir, name), stringsAsFactors = FALSE)
+mv_data <- rd
 hyp <- mv_data("hyp.csv")
 hyp_long <- data.frame(study = rep(hyp$study, each = 2), outcome = rep(c("SBP", "DBP"), nrow(hyp)),
                        y = c(rbind(hyp$sbp, hyp$dbp)), ish = rep(hyp$ish, each = 2))
@@ -116,12 +116,12 @@ p53_long <- p53_long[!is.na(p53_long$y), ]
 models$p53_diag <- extract(fit_str("rma.mv(y, v, mods = ~ 0 + outcome, random = ~ outcome | study, struct = 'DIAG', data = p53_long)"))
 
 # --- dose-response: alcohol NL2 (Table 4), pooled relative risks on a grid ---
-# Greenland-Longnecker V from dosresmeta (the shared JSON); the spline curve's
+# Greenland-Longnecker V from dosresmeta (the input fixture GL_FILE); the spline curve's
 # log RR at dose d against dose 0 is (ns(d) - ns(0))' b.
 suppressPackageStartupMessages(library(splines))
 alcohol <- mv_data("alcohol.csv")
 sub <- alcohol[!is.na(alcohol$se), ]
-gl <- jsonlite::fromJSON(file.path(data_dir, "alcohol_gl_covariances.json"), simplifyVector = TRUE)$S
+gl <- jsonlite::fromJSON(GL_FILE, simplifyVector = TRUE)$S
 Vgl <- bldiag(lapply(unique(sub$id), function(s) as.matrix(gl[[s]])))
 nl2 <- fit_str('rma.mv(logrr, Vgl, mods = ~ 0 + ns(dose, knots = c(10, 25)), random = ~ 0 + dose | id, struct = "GEN", data = sub, method = "ML")')$fit
 grid <- c(0, 5, 12, 20, 30, 45, 60)

@@ -3,7 +3,7 @@
 library(splines)
 library(jsonlite)
 
-alcohol <- read.csv("/work/shared/data/mixmeta/alcohol.csv")
+alcohol <- read.csv(file.path("bayesmeta", "datasets", "data", "alcohol.csv"))
 dose <- alcohol$dose
 xdf <- c(0.3, 1.1, 2.5, 2.5, 3.9, 4.2, 5.0, 6.8, 7.7, 8.1, 9.9, 12.4, 15.0, 21.7)
 

@@ -4,8 +4,9 @@
 # Run from the repository root:
 #     Rscript tests/reference/make_reference.R
 #
-# Reads the mixmeta example data (CSV) from ../shared/data/mixmeta/ and the
-# metafor/metadat data sets from the installed 'metadat' package, fits the
+# Reads only the bundled data (bayesmeta/datasets/data/*.csv: the mixmeta
+# example data and the metadat data sets exported by export_metadat.R) and the
+# Greenland-Longnecker input fixture (GL_FILE, metafor_helpers.R), fits the
 # models of Sera, Armstrong & Gasparrini (2019, Stat Med, "An extended
 # mixed-effects framework for meta-analysis"; mixmeta) with metafor
 # (rma / rma.mv), and writes one JSON file per example group to
@@ -269,8 +270,7 @@ cat("alcohol\n")
 alcohol <- rd("alcohol.csv")
 rows_alc <- which(!is.na(alcohol$se))
 sub <- alcohol[rows_alc, ]
-gl <- jsonlite::fromJSON(file.path(data_dir, "alcohol_gl_covariances.json"),
-                         simplifyVector = TRUE)$S
+gl <- jsonlite::fromJSON(GL_FILE, simplifyVector = TRUE)$S
 ids <- unique(sub$id)
 Vgl_blocks <- lapply(ids, function(s) {
   m <- as.matrix(gl[[s]])
@@ -289,7 +289,11 @@ dfnote <- function(paper_df, fit) sprintf(
 add_paper_aic <- function(m, fit, paper_df) {
   m$parms_paper <- paper_df
   m$aic_paper_count <- -2 * as.numeric(logLik(fit)) + 2 * paper_df
-  m$bic_paper_count <- -2 * as.numeric(logLik(fit)) + log(fit$k) * paper_df
+  # BIC and AICc as rma.mv's fit statistics compute them (k - p observations for REML)
+  k_eff <- if (fit$method == "REML") fit$k - fit$p else fit$k
+  m$bic_paper_count <- -2 * as.numeric(logLik(fit)) + log(k_eff) * paper_df
+  kk <- max(k_eff, paper_df + 2)
+  m$aicc_paper_count <- -2 * as.numeric(logLik(fit)) + 2 * paper_df * kk / (kk - paper_df - 1)
   m
 }
 gen1note <- "metafor struct='GEN' with a single inner column (~ 0 + dose) counts 2 variance-component parameters (tau2 and an unused rho slot), so parms = p + 2; mixmeta counts 1 (tau2)."
@@ -468,7 +472,7 @@ write_group("gliomas", models, list(data_file = "gliomas.csv"))
 # and 0.0327).  Same 56 studies as 'school' (district/school vs district/study).
 ################################################################################
 cat("konstantopoulos\n")
-dat_k <- dat.konstantopoulos2011
+dat_k <- rd("konstantopoulos2011.csv")  # == metadat::dat.konstantopoulos2011
 models <- list()
 r <- fit_str('rma.mv(yi, vi, random = ~ 1 | district/school, data = dat_k, method = "REML")')
 models$threelevel <- extract(r,
@@ -489,7 +493,7 @@ write_group("konstantopoulos", models, list(data_source = "metadat::dat.konstant
 # BERKEY (metadat dat.berkey1998): bivariate PD/AL, REML, UN (metafor docs)
 ################################################################################
 cat("berkey\n")
-dat_b <- dat.berkey1998
+dat_b <- rd("berkey1998.csv")  # == metadat::dat.berkey1998
 Vb <- vcalc(vi = 1, cluster = trial, rvars = c(v1i, v2i), data = dat_b)
 Vb_blocks <- blocks_of(Vb, dat_b$trial)
 models <- list()
@@ -501,6 +505,11 @@ models$un <- extract(r, list(source = "metafor docs (dat.berkey1998 example)"),
 r <- fit_str('rma.mv(yi, Vb, mods = ~ outcome + outcome:I(year - 1983) - 1, random = ~ outcome | trial, struct = "UN", data = dat_b, method = "ML")')
 models$un_year_ML <- extract(r, list(source = "metafor docs (dat.berkey1998 example)"),
   "Meta-regression on publication year (centred at 1983), ML.")
+# the other structures of the same term (HCS equals UN with two levels; ID and CS off the boundary)
+for (s in c("HCS", "CS", "ID")) {
+  r <- fit_str(sprintf('rma.mv(yi, Vb, mods = ~ outcome - 1, random = ~ outcome | trial, struct = "%s", data = dat_b, method = "REML")', s))
+  models[[tolower(s)]] <- extract(r, list(source = "none (the UN example with another struct)"))
+}
 for (nm in names(models)) show(nm, models[[nm]])
 write_group("berkey", models, list(data_source = "metadat::dat.berkey1998",
   metadat_version = as.character(packageVersion("metadat"))))
@@ -510,7 +519,7 @@ write_group("berkey", models, list(data_source = "metadat::dat.berkey1998",
 # random effects, REML (metafor docs example for dat.ishak2007)
 ################################################################################
 cat("ishak\n")
-dat_i <- dat.ishak2007
+dat_i <- rd("ishak2007.csv")  # == metadat::dat.ishak2007
 dat_i <- reshape(dat_i, direction = "long", idvar = "study", v.names = c("yi", "vi"),
                  varying = list(c(2, 4, 6, 8), c(3, 5, 7, 9)))
 dat_i <- dat_i[order(dat_i$study, dat_i$time), ]
@@ -526,6 +535,11 @@ models$har <- extract(r, list(source = "metafor docs / blog seed (no numbers pub
   long_data = list(study = strarr(dat_i$study), time = arr(dat_i$time),
                    yi = arr(dat_i$yi), vi = arr(dat_i$vi)),
   V_blocks = lapply(Vi_blocks, mat), block_study = strarr(unique(dat_i$study)))
+# UN on the same data: four levels, six distinct correlations off the boundary, so the
+# order of rho (metafor's column-wise 12, 13, 14, 23, 24, 34) and its signs are tested.
+r <- fit_str('rma.mv(yi, Vi, mods = ~ factor(time) - 1, random = ~ time | study, struct = "UN", data = dat_i, method = "REML")')
+models$un <- extract(r, list(source = "none (the HAR example's data with struct UN)"),
+  "Same long data and V as 'har'; rho in metafor's order (column by column of the lower triangle).")
 for (nm in names(models)) show(nm, models[[nm]])
 write_group("ishak", models, list(data_source = "metadat::dat.ishak2007",
   metadat_version = as.character(packageVersion("metadat"))))

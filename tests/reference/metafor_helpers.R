@@ -2,7 +2,8 @@
 # Shared helpers of the fixture scripts: tight metafor controls, JSON-safe
 # conversions, the standard extraction of a fitted model and the writer of one
 # fixture file.  Sourced by make_reference.R and make_builders_reference.R
-# (run them from the repository root).
+# (run them from the repository root of a fresh clone: they read only the
+# bundled data in bayesmeta/datasets/data and the one input fixture below).
 ################################################################################
 
 suppressPackageStartupMessages({
@@ -10,8 +11,14 @@ suppressPackageStartupMessages({
   library(jsonlite)
 })
 
-data_dir <- file.path("..", "shared", "data", "mixmeta")
+data_dir <- file.path("bayesmeta", "datasets", "data")
 out_dir <- file.path("tests", "reference", "fixtures")
+# The one input fixture without a generating script here: the Greenland-Longnecker
+# covariances of the alcohol data's non-reference log relative risks, computed
+# with R's dosresmeta (covar.logrr, as in the paper's code 04.DoseResponseMA.R)
+# and stored as tests/reference/fixtures/alcohol_gl_covariances.json (see
+# tests/reference/README.md).  bayesmeta's own GL solver is tested against it.
+GL_FILE <- file.path(out_dir, "alcohol_gl_covariances.json")
 dir.create(out_dir, recursive = TRUE, showWarnings = FALSE)
 
 METAFOR_VERSION <- as.character(packageVersion("metafor"))
@@ -79,6 +86,9 @@ extract <- function(r, paper = NULL, notes = character(0), ...) {
   is_mv <- inherits(fit, "rma.mv")
   k <- fit$k
   p <- fit$p
+  # Wald intervals of the fixed effects at another level (no refit, no profiling)
+  ci90 <- if (is_mv) confint(fit, fixed = TRUE, level = 90)$fixed else
+    confint(fit, fixed = TRUE, random = FALSE, level = 90)$fixed
   out <- list(
     call = call,
     fun = if (is_mv) "rma.mv" else "rma.uni",
@@ -112,7 +122,10 @@ extract <- function(r, paper = NULL, notes = character(0), ...) {
     test = fit$test,
     QE_df = k - p,
     I2_paper = i2_paper(fit$QE, k, p),
-    fitted = arr(fitted(fit))
+    fitted = arr(fitted(fit)),
+    residuals = arr(residuals(fit)),
+    ci90_lb = arr(ci90[, "ci.lb"]),
+    ci90_ub = arr(ci90[, "ci.ub"])
   )
   if (is_mv) {
     out$struct <- strarr(fit$struct)

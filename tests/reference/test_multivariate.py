@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from cases import alcohol_model, smoking_long
+from cases import alcohol_model, berkey_blocks, smoking_long
 from reference_tools import FIXTURES, assert_close, assert_matches_metafor, load_fixture
 
 import bayesmeta as bm
@@ -13,8 +13,6 @@ import bayesmeta as bm
 SMOKING = load_fixture("smoking")
 ALCOHOL = load_fixture("alcohol")
 GL_JSON = FIXTURES / "alcohol_gl_covariances.json"
-
-
 
 
 def test_smoking_long_format_matches_fixture():
@@ -39,8 +37,6 @@ def test_smoking_consistency_model_matches_metafor():
     assert fit.components.query("family == 'rho'")["fixed"].all()
 
 
-
-
 ALCOHOL_SPECS = {
     "L1": ("diag", "logrr ~ 0 + dose", ["~ 0 + dose | id"]),
     "L2": ("gl", "logrr ~ 0 + dose", ["~ 0 + dose | id"]),
@@ -63,17 +59,26 @@ def test_alcohol_matches_metafor(name):
     assert round(fit.aic, 2) == ref["paper"]["aic"]
 
 
+def implied_covariance(tau2, rho) -> np.ndarray:
+    """Psi from variances and correlations in metafor's column-wise pair order (12, 13, ..., 23, ...)."""
+    sd = np.sqrt(np.asarray(tau2, dtype=float))
+    corr = np.eye(len(sd))
+    pairs = [(i, j) for j in range(len(sd)) for i in range(j + 1, len(sd))]
+    for (i, j), r in zip(pairs, rho):
+        corr[i, j] = corr[j, i] = r
+    return corr * np.outer(sd, sd)
+
+
 def test_alcohol_nl1_matches_metafor():
     """NL1: UN random spline coefficients; the ML estimate of Psi is singular (correlations +-1),
-    so compare the likelihood, the fixed effects and the implied random-effect covariance."""
+    yet every reported number and the implied random-effect covariance agree with metafor."""
     sub, v = alcohol_model("gl")
     fit = bm.MetaModel("logrr ~ 0 + ns(dose, knots=[10, 25])", data=sub,
                        random="~ 0 + ns(dose, knots=[10, 25]) | id", **v).fit("ML")
     ref = ALCOHOL["NL1"]
-    assert abs(fit.loglik - ref["loglik"]) < 1e-3
-    assert abs(fit.aic - ref["aic"]) < 1e-3 and round(fit.aic, 2) == 1.28
-    assert_close(fit.coef.to_numpy(), ref["coef"], "coef", rel=1e-3)
-    assert_close(fit.se.to_numpy(), ref["se"], "se", rel=1e-3)
+    assert_matches_metafor(fit, ref)
+    assert_close(implied_covariance(fit.tau2, fit.rho), implied_covariance(ref["tau2"], ref["rho"]), "Psi")
+    assert round(fit.aic, 2) == 1.28
 
 
 def test_alcohol_relative_risk_at_12g():
@@ -109,3 +114,21 @@ def test_smoking_inconsistency_global_wald_test():
     assert wald.df == 7
     assert_close(wald.statistic, ref["wald"]["QM"], "QM")
     assert round(wald.pvalue, 3) == 0.646
+
+
+BERKEY = load_fixture("berkey")
+
+
+@pytest.mark.parametrize("struct", ["HCS", "CS", "ID"])
+def test_berkey_structures_match_metafor(struct):
+    """HCS (equal to UN with two outcomes), CS and ID, independently of the parameterisation's own
+    covariance: every reported number against metafor."""
+    dat = bm.datasets.load("berkey1998")
+    fit = bm.MetaModel("yi ~ 0 + outcome", data=dat, V=berkey_blocks(dat), random="~ outcome | trial",
+                       struct=struct).fit("REML")
+    ref = BERKEY[struct.lower()]
+    if struct == "ID":  # metafor stores rho = 0 for ID; it is no parameter
+        assert ref["rho"] == [0] and (fit.rho is None or fit.rho.empty)
+        assert_matches_metafor(fit, ref, check_components=("sigma2", "tau2"))
+    else:
+        assert_matches_metafor(fit, ref)

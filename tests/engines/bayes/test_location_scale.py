@@ -34,8 +34,8 @@ from bayesmeta.likelihood.graph import block_loglik
 
 pytestmark = pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS")
 
-#: MAP (flat priors) against ML/REML: absolute tolerance.
-MODE_TOL = 1e-5
+#: MAP (flat priors) against ML/REML: the guide's relative tolerance (absolute only at the boundary).
+MODE_TOL = 1e-4
 
 
 def _writing(scale="~ length", formula="yi ~ length"):
@@ -89,10 +89,10 @@ def test_graph_log_density_equals_the_likelihood(make):
 def test_flat_prior_mode_is_the_likelihood_estimate(make, restricted, method):
     model = make()
     mode, fit = model.fit("MAP", priors="flat", restricted=restricted), model.fit(method)
-    for name in ("coef", "se", "alpha", "alpha_se"):
-        np.testing.assert_allclose(getattr(mode, name).to_numpy(), getattr(fit, name).to_numpy(), atol=MODE_TOL)
-    np.testing.assert_allclose(mode.sigma2.to_numpy(), fit.sigma2.to_numpy(), atol=MODE_TOL)
-    assert abs(mode.loglik - fit.loglik) < MODE_TOL
+    for name in ("coef", "se", "alpha", "alpha_se", "sigma2"):
+        np.testing.assert_allclose(getattr(mode, name).to_numpy(), getattr(fit, name).to_numpy(), rtol=MODE_TOL,
+                                   atol=1e-8, err_msg=name)
+    assert abs(mode.loglik - fit.loglik) < 1e-6
 
 
 def test_default_priors_follow_the_documented_rule():

@@ -60,3 +60,35 @@ def test_laplace_returns_draws_in_the_bayes_family():
     assert 0.8 < beta.std() / mode.se.iloc[0] < 1.25
     table = bm.compare(model.fit(), post)
     assert any("Laplace" in str(c) for c in table.columns)
+
+
+def _school_log_density(theta, dat, prior_sd_beta=1.0, prior_sd_sd=0.5):
+    """Log density of the school model at (log SDs, beta), computed densely: the likelihood,
+    N(0, 1) on beta and HalfNormal(0.5) on both SDs (no Jacobian: PyMC's MAP is the mode
+    of the density of the SDs themselves)."""
+    from scipy import stats
+
+    log_sd, beta = theta[:2], theta[2]
+    s2 = np.exp(2 * log_sd)
+    same_district = (dat["district"].to_numpy()[:, None] == dat["district"].to_numpy()[None, :])
+    cov = np.diag(dat["var"].to_numpy()) + s2[0] * same_district + s2[1] * np.eye(len(dat))
+    return (stats.multivariate_normal(np.full(len(dat), beta), cov).logpdf(dat["effect"].to_numpy())
+            + stats.norm(0, prior_sd_beta).logpdf(beta) + stats.halfnorm(scale=prior_sd_sd).logpdf(np.exp(log_sd)).sum())
+
+
+def test_laplace_is_centred_at_the_posterior_mode():
+    """The Laplace approximation's centre (log SDs and beta) against the mode of the exact dense
+    posterior density, and its variance draws are the transformed Gaussian draws."""
+    from pymc_extras.prior import Prior
+    from scipy import optimize
+
+    dat = bm.datasets.load("school")
+    priors = {"beta": Prior("Normal", mu=0, sigma=1), "sd": Prior("HalfNormal", sigma=0.5)}
+    post = _school().fit("laplace", draws=200, random_seed=1, priors=priors)
+    fit = post.idata.fit
+    assert list(fit["rows"].values) == ["sigma_log__[district]", "sigma_log__[district/study]", "beta[Intercept]"]
+    res = optimize.minimize(lambda t: -_school_log_density(t, dat), np.array([-1.0, -1.0, 0.0]), method="BFGS",
+                            options={"gtol": 1e-9})
+    np.testing.assert_allclose(fit["mean_vector"].values, res.x, rtol=1e-4)
+    log_sd = post.idata.unconstrained_posterior["sigma_log__"].values
+    np.testing.assert_allclose(post.idata.posterior["sigma2"].values, np.exp(2 * log_sd), rtol=1e-12)
