@@ -14,16 +14,20 @@ import pandas as pd
 
 from .design.build import Design, build_design
 from .design.columns import require_frame
+from .design.identifiability import find_non_identified
 from .design.parameters import Parameterization, build_parameterization
 from .design.scale_models import encode_scale_models
 from .engines.mode.moments import MOMENT_METHODS, fit_moments
 from .engines.mode.optimize import fit_mode
-from .errors import SpecificationError, warn
+from .errors import BoundaryWarning, IdentificationWarning, SpecificationError, warn
 from .inference.intervals import check_level
 from .results.mode import ModeResult
 from .results.posterior import BayesResult
 from .spec.random_terms import parse_random
 from .spec.scale_argument import cite, requested, scale_columns
+from .studies.prior_sensitivity import prior_sensitivity
+from .studies.sensitivity_result import SensitivityResult
+from .studies.simulation import simulate_data
 
 _METHODS = ("ML", "REML", "FE")
 
@@ -96,6 +100,9 @@ class MetaModel:
             raise SpecificationError(f"formula: expected a string such as 'yi ~ 1', got {type(formula).__name__}.")
         if random is None and struct is not None:
             raise SpecificationError("struct: given, but random is None (the standard model has no structure).")
+        if fixed is not None and not isinstance(fixed, dict):
+            raise SpecificationError(f"fixed: expected a dict such as {{'sigma2': [None, 0.0]}}, got "
+                                     f"{type(fixed).__name__}.")
         self.formula = formula
         self.random = random
         self.struct = struct
@@ -110,8 +117,11 @@ class MetaModel:
         scale_models = encode_scale_models(scale, self.design.encodings, data.iloc[self.design.positions],
                                            self.design.obstacle_to_nested)
         typical_sd = float(np.sqrt(np.mean(self.design.V.diagonal())))
+        not_identified = find_non_identified(self.design.encodings, scale_models)
         self.param: Parameterization = build_parameterization(self.design.terms, self.fixed, typical_sd,
-                                                              scale_models)
+                                                              scale_models, not_identified)
+        for note in self.param.identification_notes():
+            warn(note + ".", IdentificationWarning)
         n_parms = self.design.p + self.param.n_free
         if n_parms > self.design.n:
             raise SpecificationError(
@@ -184,7 +194,12 @@ class MetaModel:
             estimate = fit_moments(self.design, self.param, method)
         else:
             estimate = fit_mode(self.design, self.param, method, **control)
-        return ModeResult(self.design, self.param, estimate, test=test, level=level)
+        result = ModeResult(self.design, self.param, estimate, test=test, level=level)
+        if result.boundary and method != "FE":
+            warn(f"{method}: {', '.join(result.boundary)} estimated on the boundary of the parameter space (a "
+                 "variance of 0 or a correlation of +-1); Wald-type SEs and intervals do not apply to it.",
+                 BoundaryWarning)
+        return result
 
     def _check_test(self, method, test) -> None:
         """Errors naming ``test`` (Knapp-Hartung: the standard model's ML/REML/FE/moment fits only)."""
@@ -224,6 +239,9 @@ class MetaModel:
         from .engines.bayes import posterior_mode
 
         level = check_level(level)
+        if method == "LAPLACE" and (isinstance(draws, bool) or not isinstance(draws, (int, np.integer)) or draws < 1):
+            raise SpecificationError(f"draws: expected a positive integer (draws of the Laplace approximation), "
+                                     f"got {draws!r}.")
         prior_set = self._priors(priors)
         if method == "MAP":
             estimate = posterior_mode.find_mode(self.design, self.param, prior_set, restricted)
@@ -251,7 +269,7 @@ class MetaModel:
 
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, cores: int | None = None,
                random_seed=None, priors=None, sampler: str = "pymc", progressbar: bool = True,
-               level: float = 0.95, **kwargs):
+               level: float = 0.95, loo: str = "row", prior_predictive: bool = False, **kwargs):
         """Sample the posterior with NUTS.
 
         Parameters
@@ -272,8 +290,20 @@ class MetaModel:
             same compiled log-density from Rust, with much less overhead per step: it
             samples several times faster, after a few seconds of loading compiled code.
         progressbar : bool
+            Show the progress bar and PyMC's log lines (sampler, initialisation,
+            timing); ``False`` silences both (PyMC's warnings still show).
         level : float
             Probability of the reported equal-tailed intervals.
+        loo : {"row", "cluster"}
+            What the ``log_likelihood`` group holds, for ``az.loo``, ``az.compare`` and
+            ``az.plot_loo_pit``: ``"row"`` (default) the density of each row given all
+            other rows, ``log p(y_i | y_-i, theta)`` (exact for this non-factorised normal
+            model: :mod:`bayesmeta.engines.bayes.pointwise`), dim ``obs`` with the data's
+            row labels, so models with different random structures on the same rows can
+            be compared; ``"cluster"`` one value per independent block (leave one cluster out).
+        prior_predictive : bool
+            Also draw from the prior (``draws`` draws): adds the ``prior`` and
+            ``prior_predictive`` groups to the same InferenceData.
         **kwargs
             Passed to :func:`pymc.sample` or :func:`nutpie.sample` (e.g. ``target_accept``,
             default 0.9). Defaults differ from the samplers': PyMC adapts a dense mass
@@ -290,22 +320,33 @@ class MetaModel:
         >>> import bayesmeta as bm
         >>> model = bm.MetaModel("effect ~ 1", data=bm.datasets.load("school"), vi="var",
         ...                      random="~ 1 | district/study")
-        >>> post = model.sample(draws=200, tune=200, chains=2, random_seed=1, progressbar=False)  # doctest: +SKIP
-        >>> post.idata.posterior["beta"].dims  # doctest: +SKIP
+        >>> post = model.sample(draws=50, tune=50, chains=1, random_seed=1, progressbar=False)  # a short demo run
+        >>> post.idata.posterior["beta"].dims
         ('chain', 'draw', 'term')
         """
         from .engines.bayes import sampling
+        from .engines.bayes.options import check_sampler_options
 
         if sampler not in ("pymc", "nutpie"):
             raise SpecificationError(f"sampler: expected 'pymc' or 'nutpie', got {sampler!r}.")
         for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
-            if not isinstance(value, (int, np.integer)) or value < (1 if name != "tune" else 0):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < (name != "tune"):
                 raise SpecificationError(f"{name}: expected a positive integer, got {value!r}.")
+        if cores is not None and (isinstance(cores, bool) or not isinstance(cores, (int, np.integer)) or cores < 1):
+            raise SpecificationError(f"cores: expected a positive integer or None, got {cores!r}.")
+        if loo not in sampling.LOO_KINDS:
+            raise SpecificationError(f"loo: expected one of {', '.join(map(repr, sampling.LOO_KINDS))}, got {loo!r}.")
         level = check_level(level)
+        check_sampler_options(sampler, kwargs)
         prior_set = self._priors(priors)
+        if prior_predictive and prior_set.flat:
+            raise SpecificationError("prior_predictive: flat priors are improper and cannot be sampled.")
         idata = sampling.sample(self.design, self.param, prior_set, draws=draws, tune=tune, chains=chains,
                                 cores=cores, random_seed=random_seed, sampler=sampler, progressbar=progressbar,
-                                **kwargs)
+                                loo=loo, **kwargs)
+        if prior_predictive:
+            prior = sampling.sample_prior(self.design, self.param, prior_set, draws, random_seed)
+            idata.add_groups(prior=prior.prior, prior_predictive=prior.prior_predictive)
         return BayesResult(idata, prior_set, sampler, level, self.design, self.param)
 
     def sample_prior_predictive(self, draws: int = 500, random_seed=None, priors=None):
@@ -330,8 +371,8 @@ class MetaModel:
         >>> import bayesmeta as bm
         >>> model = bm.MetaModel("effect ~ 1", data=bm.datasets.load("school"), vi="var",
         ...                      random="~ 1 | district/study")
-        >>> prior = model.sample_prior_predictive(draws=100, random_seed=1)  # doctest: +SKIP
-        >>> prior.prior_predictive["y"].shape  # doctest: +SKIP
+        >>> prior = model.sample_prior_predictive(draws=100, random_seed=1)
+        >>> prior.prior_predictive["y"].shape
         (1, 100, 56)
         """
         from .engines.bayes import sampling
@@ -341,6 +382,76 @@ class MetaModel:
         if isinstance(priors, str) and priors == "flat":
             raise SpecificationError("priors: flat priors are improper and cannot be sampled; give proper priors.")
         return sampling.sample_prior(self.design, self.param, self._priors(priors), draws, random_seed)
+
+    def simulate(self, params, n: int = 1, random_seed=None) -> pd.DataFrame:
+        """New outcomes drawn from the model at given parameter values (same X, V and random structure).
+
+        Parameters
+        ----------
+        params : dict, pandas.Series or ModeResult
+            Values by result-table label: ``beta[<coefficient>]``, ``sigma2[<label>]``,
+            ``tau2[<label>]``, ``rho[<label>]``, ``alpha[<name>]``, ... (``fit.table()["estimate"]``
+            is one; a family with one component may be named alone, e.g. ``"tau2"``; fixed
+            components may be left out), or an ML/REML fit, whose estimates are used.
+        n : int
+            Number of data sets.
+        random_seed : int, optional
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per row used (indexed by the data's labels), columns ``sim_1 .. sim_n``:
+            ``X beta + Z u + e`` with ``u ~ N(0, G)`` and ``e ~ N(0, V)`` drawn afresh.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> model = bm.MetaModel("effect ~ 1", data=bm.datasets.load("school"), vi="var",
+        ...                      random="~ 1 | district/study")
+        >>> sims = model.simulate({"beta[Intercept]": 0.2, "sigma2[district]": 0.05,
+        ...                        "sigma2[district/study]": 0.03}, n=3, random_seed=1)
+        >>> sims.shape, list(sims.columns)
+        ((56, 3), ['sim_1', 'sim_2', 'sim_3'])
+        """
+        return simulate_data(self, params, n, random_seed)
+
+    def sensitivity(self, priors: dict, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
+                    random_seed=None, n_jobs: int = 1, progressbar: bool = True, reference: str | None = "REML",
+                    **kwargs) -> SensitivityResult:
+        """Sample the posterior under every prior of a grid and collect one tidy table.
+
+        Parameters
+        ----------
+        priors : dict
+            Label -> priors dict (as :meth:`sample` takes it); :func:`bayesmeta.prior_grid`
+            builds the labelled Cartesian product of options.
+        draws, tune, chains, random_seed, **kwargs
+            As for :meth:`sample` (the same seed under every prior).
+        n_jobs : int
+            Priors sampled in parallel processes.
+        progressbar : bool
+        reference : str or None
+            A likelihood fit (``"REML"``, ``"ML"``) marked in the plot; None for none.
+
+        Returns
+        -------
+        SensitivityResult
+            ``table``: ``prior, method, parameter, estimate`` (posterior mean), ``se``
+            (posterior SD), ``ci_lb, ci_ub, ess_bulk, r_hat, divergences``; ``results[(label,
+            "NUTS")]`` the BayesResults; ``plot()`` each parameter's interval under every
+            prior with the reference fit marked; ``summary()``.
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> model = bm.MetaModel("effect ~ 1", data=bm.datasets.load("school"), vi="var",
+        ...                      random="~ 1 | district/study")
+        >>> grid = bm.prior_grid(sd=[bm.Prior("HalfNormal", sigma=s) for s in (0.1, 1.0)])
+        >>> sens = model.sensitivity(grid, draws=500, tune=500, chains=2, random_seed=1)  # doctest: +SKIP
+        >>> sens.plot()  # doctest: +SKIP
+        """
+        return prior_sensitivity(self, priors, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
+                                 n_jobs=n_jobs, progressbar=progressbar, reference=reference, **kwargs)
 
     def __repr__(self) -> str:
         scale = f", scale={self.scale!r}" if self.scale is not None else ""

@@ -2,14 +2,17 @@
 
 The folders are the flow of a fit, and imports go one way, down this list:
 
-    builders -> model -> results -> inference -> engines -> likelihood -> design -> spec -> errors
+    builders -> model -> studies -> results -> plots -> inference -> engines -> likelihood -> design -> spec -> errors
 
 with ``prep`` (effect sizes, sampling covariances) beside ``likelihood`` (it may
-use ``design``, ``spec`` and ``errors``; the builders use it) and ``datasets``
-on its own. Within one folder modules may import each other, without cycles.
+use ``design``, ``spec`` and ``errors``; the builders use it), ``priors``
+(published heterogeneity priors) beside ``spec`` and ``datasets`` on its own.
+The studies (simulation, simulation-based calibration, sensitivity) take models
+duck-typed and call their ``fit``/``sample``, so ``model`` may offer them as methods. Within one folder modules may import each other, without cycles.
 Results sit above inference because the results are where users call inference
 (``fit.permutation_test()``, ``fit.wald_test()``); inference works on any result
-that fulfils the contract and never imports the result classes.
+that fulfils the contract and never imports the result classes. The plots sit between
+them: results may call plots, and plots take results duck-typed, as inference does.
 
 Imports inside functions are allowed only for modules that load a heavy library
 (PyMC, PyTensor, ArviZ, numba, matplotlib, formulaic) when imported, so that
@@ -23,8 +26,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "bayesmeta"
-RANKS = {"errors": 0, "datasets": 0, "spec": 1, "design": 2, "likelihood": 3, "prep": 3, "engines": 4,
-         "inference": 5, "results": 6, "model": 7, "builders": 8, "": 9}
+RANKS = {"errors": 0, "datasets": 0, "spec": 1, "priors": 1, "design": 2, "likelihood": 3, "prep": 3, "engines": 4,
+         "inference": 5, "plots": 5.5, "results": 6, "studies": 6.5, "model": 7, "builders": 8, "": 9}
 #: Libraries loaded only when needed: the Bayesian engine's, plotting, and formulaic (a third of a second).
 HEAVY = {"pymc", "pytensor", "arviz", "numba", "matplotlib", "pymc_extras", "xarray", "nutpie", "formulaic"}
 
@@ -199,9 +202,9 @@ def test_no_private_names_across_modules():
 
 
 def test_subpackage_inits_are_empty():
-    """Subpackages re-export nothing (datasets is the exception: its __init__ is the public module)."""
+    """Subpackages re-export nothing (datasets and priors are the exceptions: their __init__ is the public module)."""
     filled = [p.relative_to(PACKAGE.parent) for p in PACKAGE.rglob("__init__.py")
-              if p.parent != PACKAGE and p.parent.name != "datasets" and p.read_text().strip()]
+              if p.parent != PACKAGE and p.parent.name not in ("datasets", "priors") and p.read_text().strip()]
     assert not filled, f"non-empty subpackage __init__ files: {filled}"
 
 

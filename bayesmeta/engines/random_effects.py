@@ -189,3 +189,12 @@ class _BlockSampler:
                 flat = np.moveaxis(weighted.reshape(n_draws, B * m, q), 1, 0).reshape(B * m, n_draws * q)
                 pulled[k] += np.moveaxis((to_groups @ flat).reshape(-1, n_draws, q), 1, 0)
         return [u0 + np.einsum("sgi,sij->sgj", z, g) for u0, z, g in zip(prior, pulled, G)]
+
+
+def simulate_outcomes(design: Design, beta: np.ndarray, G: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """New outcomes ``X beta + Z u + e`` with ``u ~ N(0, G)`` and ``e ~ N(0, V)``, (S, n).
+
+    ``beta`` is (S, p) and ``G`` as for :func:`draw_prior_effects` (one draw per row of beta).
+    """
+    effects = draw_prior_effects(design, G, rng)
+    return beta @ design.X.T + random_part(design, effects) + draw_sampling_errors(design.V, len(beta), rng)

@@ -28,7 +28,10 @@ from ..design.parameters import SD_NAMES
 from ..design.scale_models import select_level
 from ..engines.bayes.draws import parameter_draws
 from ..errors import ConvergenceWarning, warn
+from ..inference.power_scaling import power_scaling as power_scaling_table
+from .check import CheckReport, check_bayes
 from .components import with_component_properties
+from .report import bayes_html, bayes_repr, format_bayes_summary
 
 if TYPE_CHECKING:
     import arviz as az
@@ -195,7 +198,7 @@ class BayesResult:
         return self._summaries(family)["estimate"].rename(family)
 
     def predict(self, newdata: pd.DataFrame | None = None, level: float | None = None,
-                random_seed=None) -> pd.DataFrame:
+                random_seed=0) -> pd.DataFrame:
         """Posterior of the mean effect and prediction interval for a new study.
 
         For every posterior draw, the mean is ``x0' beta`` and the true effect of a
@@ -210,7 +213,10 @@ class BayesResult:
             Default: the rows of the data, or one row for a model without moderators.
         level : float, optional
             Probability of the intervals (default: the result's ``level``).
-        random_seed : int, optional
+        random_seed : int or None
+            Seed of the new random effects drawn for the prediction interval. The
+            default (0) makes repeated calls give the same interval; ``None`` draws
+            fresh ones (the interval then varies by Monte Carlo error).
 
         Returns
         -------
@@ -222,10 +228,10 @@ class BayesResult:
         --------
         >>> import bayesmeta as bm
         >>> school = bm.multilevel("effect ~ 1", bm.datasets.load("school"), levels="district/study", vi="var")
-        >>> post = school.sample(draws=300, tune=300, chains=2, random_seed=1, progressbar=False)  # doctest: +SKIP
-        >>> post.predict()  # doctest: +SKIP
-                       pred       se     ci_lb     ci_ub     pi_lb     pi_ub
-        new study  0.184...
+        >>> post = school.fit("laplace", random_seed=1)  # or school.sample(...)
+        >>> post.predict().round(3)
+                    pred     se  ci_lb  ci_ub  pi_lb  pi_ub
+        new study  0.183  0.076  0.036  0.337 -0.412  0.763
         """
         if self.design is None or self.param is None:
             raise ValueError("predict needs the model's design: use a result of MetaModel.sample or fit.")
@@ -297,42 +303,70 @@ class BayesResult:
                              "log_se": log_var.std(axis=0, ddof=1), "median": np.median(var, axis=0)},
                             index=pd.Index(sc.groups) if newdata is None else newdata.index)
 
-    def summary(self) -> str:
+    def power_scaling(self, alphas=(0.8, 1.25), threshold: float = 0.05) -> pd.DataFrame:
+        """Sensitivity of every parameter to power-scaling its prior and its likelihood, without refits.
+
+        The cumulative Jensen-Shannon distance of Kallioinen et al. (2023) per unit
+        log alpha, as ``az.psens`` (``prior`` and ``likelihood`` columns), a diagnosis
+        (``prior-data conflict`` when both reach ``threshold``, ``strong prior / weak
+        likelihood`` when only the prior does), and the posterior mean and SD with the
+        prior or the likelihood raised to each alpha, by Pareto-smoothed importance
+        sampling, with the Pareto k of the weights and a ``reliable`` flag (see
+        :mod:`bayesmeta.inference.power_scaling`).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Indexed as :meth:`table` (``beta[...]``, ``tau2[...]``, ...).
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> model = bm.MetaModel("logrr ~ 1", data=bm.datasets.load("bcg"), vi="logrrvar")
+        >>> post = model.sample(draws=300, tune=300, chains=2, random_seed=1, progressbar=False)
+        >>> sens = post.power_scaling()
+        >>> sens.index.tolist(), sens.columns[:4].tolist()
+        (['beta[Intercept]', 'tau2[row]'], ['prior', 'likelihood', 'diagnosis', 'mean'])
+        """
+        if self.sampler == "laplace" or "log_prior" not in self.idata.groups() \
+                or "log_likelihood" not in self.idata.groups():
+            raise ValueError("power_scaling() needs MCMC draws with log_prior and log_likelihood groups "
+                             "(MetaModel.sample stores them).")
+        names = [v for v in REPORTED if v in self.idata.posterior]
+        return power_scaling_table(self.idata, names, alphas, threshold)
+
+    def check(self) -> CheckReport:
+        """Diagnostics to read before interpreting the posterior (issue 16; drmTMB's ``check_drm``).
+
+        Divergences, R-hat, bulk and tail ESS, E-BFMI (MCMC only), then the checks
+        of the data and the model shared with ML/REML fits
+        (:mod:`bayesmeta.results.check`): each line ``ok``, ``note`` or
+        ``problem``, printed, or as a DataFrame with ``.table``.
+        """
+        return check_bayes(self, {"r_hat": MAX_RHAT, "ess": MIN_ESS, "bfmi": MIN_BFMI})
+
+    def summary(self, digits: int = 4) -> str:
         """A printable report: diagnostics (of MCMC draws), posterior table and priors.
 
         Independent draws of the Laplace approximation need no convergence
         diagnostics: its report leaves them out.
+
+        Parameters
+        ----------
+        digits : int
+            Decimals of the printed numbers; a nonzero value that would show fewer
+            than two significant digits is printed in scientific notation with
+            ``digits - 1`` of them (5.58e-05, not 0.0001).
         """
-        laplace = self.sampler == "laplace"
-        posterior = self.idata.posterior
-        how = "Laplace approximation at the posterior mode" if laplace else f"{self.sampler} NUTS"
-        lines = [f"Bayesian meta-analysis ({how}: {posterior.sizes['chain']} chain(s) x "
-                 f"{posterior.sizes['draw']} draws)", ""]
-        table = self.table()
-        fmt = table.copy()
-        for c in ("estimate", "se", "ci_lb", "ci_ub"):
-            fmt[c] = table[c].map(lambda v: f"{v:.4f}")
-        if laplace:
-            fmt = fmt.drop(columns=["ess_bulk", "ess_tail", "r_hat"])
-        else:
-            d = self.diagnostics
-            lines += [f"divergences: {d['divergences']}   max R-hat: {d['max_rhat']:.3f}   "
-                      f"min ESS bulk/tail: {d['min_ess_bulk']:.0f}/{d['min_ess_tail']:.0f}   "
-                      f"min E-BFMI: {d['min_bfmi']:.2f}", ""]
-            for c in ("ess_bulk", "ess_tail"):
-                fmt[c] = table[c].map(lambda v: f"{v:.0f}")
-            fmt["r_hat"] = table["r_hat"].map(lambda v: f"{v:.3f}")
-        fmt = fmt.rename(columns={"estimate": "mean", "se": "sd", "ci_lb": f"{100 * (1 - self.level) / 2:g}%",
-                                  "ci_ub": f"{100 * (1 + self.level) / 2:g}%"})
-        lines.append(fmt.to_string())
-        lines.append("")
-        lines.append("Priors:")
-        lines.append(self.priors.table().to_string(index=False))
-        if self.problems:
-            lines.append("")
-            lines += [f"Warning: {p}" for p in self.problems]
-        return "\n".join(lines)
+        return format_bayes_summary(self, digits)
 
     def __str__(self) -> str:
         return self.summary()
+
+    def __repr__(self) -> str:
+        return bayes_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Diagnostics, the posterior table and the priors as HTML tables, for notebooks."""
+        return bayes_html(self)
 

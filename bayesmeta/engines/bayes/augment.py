@@ -28,10 +28,10 @@ from ...design.build import Design
 from ...design.parameters import Parameterization
 from ...errors import warn
 from ..random_effects import (
-    draw_prior_effects,
     draw_random_effects,
     draw_sampling_errors,
     random_part,
+    simulate_outcomes,
 )
 from .draws import parameter_draws
 
@@ -101,7 +101,7 @@ def add_prior_predictive(idata: az.InferenceData, design: Design, param: Paramet
     rng = np.random.default_rng(random_seed)
     chains, draws = idata.prior.sizes["chain"], idata.prior.sizes["draw"]
     beta, G = parameter_draws(param, idata.prior)
-    y = beta @ design.X.T + random_part(design, draw_prior_effects(design, G, rng)) + draw_sampling_errors(design.V, len(beta), rng)
+    y = simulate_outcomes(design, beta, G, rng)
     obs = {"obs": list(design.row_labels)}
     idata.add_groups(prior_predictive=_as_dataset({"y": (("obs",), y)}, chains, draws, obs))
     if "observed_data" not in idata.groups():

@@ -8,14 +8,23 @@ Priors are :class:`pymc_extras.prior.Prior` objects. The ``priors`` argument of
 ``"sd"``
     a Prior for every random-effect standard deviation; ``"sigma"``, ``"tau"``,
     ``"gamma"`` for those of one family (the SDs of ``sigma2``, ``tau2``, ``gamma2``);
+``"sigma2"``, ``"tau2"``, ``"gamma2"``
+    a Prior on the **variances** of one family (the SD is its square root), e.g.
+    the published empirical priors :func:`bayesmeta.priors.turner2015` and
+    :func:`bayesmeta.priors.rhodes2015`;
 ``"lkj_eta"``
     the shape of the LKJ prior on every unstructured (UN) correlation matrix;
 ``"rho"``
     a Prior for every single correlation of a CS, HCS, AR or HAR structure;
 ``"alpha"``
     a Prior for every scale coefficient of a location-scale model;
-``"beta[name]"``, ``"sd[label]"``, ``"sigma[label]"``, ``"rho[label]"``, ``"alpha[name]"``
+``"beta[name]"``, ``"sd[label]"``, ``"sigma[label]"``, ``"tau2[label]"``, ``"rho[label]"``, ``"alpha[name]"``
     overrides for one parameter (names as in :meth:`PriorSet.table`).
+
+A prior of an SD or a variance must put all its mass on (0, inf): a distribution
+on the positive numbers, a Uniform or TruncatedNormal with lower bound >= 0, or
+any prior with ``transform="exp"`` (e.g. a log-t distribution); anything else is
+refused, naming the parameter.
 
 Default rule (documented, data-scaled, weakly informative), with
 ``s_y = max(sd(y), |mean(y)|)``:
@@ -75,11 +84,18 @@ class PriorSet:
     alpha: tuple = ()
     alpha_names: tuple = ()
     sd_families: tuple = ()
+    #: Per SD: "sd" (the prior is on the SD) or "variance" (on its square).
+    sd_scales: tuple = ()
+
+    def scale_of_sd(self, i: int) -> str:
+        """Whether the prior of the i-th free SD is on the SD or on the variance."""
+        return self.sd_scales[i] if self.sd_scales else "sd"
 
     def table(self) -> pd.DataFrame:
         """One row per parameter: its name and prior."""
         rows = [(f"beta[{n}]", str(p)) for n, p in zip(self.beta_names, self.beta)]
-        rows += [(f"{SD_NAMES[f]}[{n}]", str(p)) for f, n, p in zip(self.sd_families, self.sd_names, self.sd)]
+        rows += [(f"{f if self.scale_of_sd(i) == 'variance' else SD_NAMES[f]}[{n}]", str(p))
+                 for i, (f, n, p) in enumerate(zip(self.sd_families, self.sd_names, self.sd))]
         rows += [(f"rho[{n}]", str(p)) for n, p in zip(self.rho_names, self.rho)]
         rows += [(f"alpha[{n}]", str(p)) for n, p in zip(self.alpha_names, self.alpha)]
         if self.lkj_eta is not None:
@@ -142,6 +158,57 @@ def _alpha_priors(param: Parameterization, sy: float) -> list:
     return out
 
 
+#: Hyperparameters that must be positive (scales, rates, shapes, degrees of freedom).
+POSITIVE_PARAMETERS = frozenset({"sigma", "tau", "lam", "beta", "alpha", "nu", "b", "kappa", "eta", "scale"})
+#: Distributions whose support lies in [0, inf) (and so fit a standard deviation).
+NON_NEGATIVE = frozenset({"HalfNormal", "HalfCauchy", "HalfStudentT", "HalfFlat", "Exponential", "Gamma",
+                          "InverseGamma", "LogNormal", "Weibull", "ChiSquared", "Lognormal", "Pareto"})
+
+
+def _numbers(value) -> np.ndarray | None:
+    """A hyperparameter as a float array, or None when it is not numeric (a nested Prior)."""
+    if isinstance(value, Prior):
+        return None
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_prior(key: str, prior: Prior, group: str) -> None:
+    """Refuse hyperparameters that define no distribution, and supports that do not fit the parameter.
+
+    Examples
+    --------
+    >>> check_prior("sd", Prior("HalfNormal", sigma=-1.0), "sd")
+    Traceback (most recent call last):
+    ...
+    bayesmeta.errors.SpecificationError: priors: 'sd' has sigma=-1.0; it must be positive.
+    """
+    for name, value in prior.parameters.items():
+        numbers = _numbers(value)
+        if numbers is None:
+            continue
+        if not np.all(np.isfinite(numbers)):
+            raise SpecificationError(f"priors: {key!r} has {name}={value!r}; hyperparameters must be finite.")
+        signed = prior.distribution == "SkewNormal" and name == "alpha"  # a skewness, of either sign
+        if name in POSITIVE_PARAMETERS and not signed and np.any(numbers <= 0):
+            raise SpecificationError(f"priors: {key!r} has {name}={value!r}; it must be positive.")
+    lower, upper = (_numbers(prior.parameters.get(b)) for b in ("lower", "upper"))
+    if lower is not None and upper is not None and np.any(lower >= upper):
+        raise SpecificationError(f"priors: {key!r} has lower >= upper ({prior}).")
+    if group in SD_NAMES.values() or group in SD_NAMES or group == "sd":
+        bounded = prior.distribution in ("Uniform", "TruncatedNormal") and lower is not None and np.all(lower >= 0)
+        what = "variances" if group in SD_NAMES else "standard deviations"
+        if prior.distribution not in NON_NEGATIVE and not bounded and prior.transform != "exp":
+            raise SpecificationError(f"priors: {key!r} is a prior of {what}, which are positive; "
+                                     f"{prior} puts mass on negative values (use e.g. HalfNormal, LogNormal "
+                                     "or transform='exp').")
+    if group == "rho" and prior.distribution == "Uniform" and lower is not None and upper is not None \
+            and (np.any(lower < -1) or np.any(upper > 1)):
+        raise SpecificationError(f"priors: {key!r} is a prior of correlations; {prior} reaches outside [-1, 1].")
+
+
 def resolve_priors(design: Design, param: Parameterization, priors=None) -> PriorSet:
     """Defaults, then the user's ``priors`` dict (or ``"flat"``) on top.
 
@@ -154,6 +221,9 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
     sd_families, sd_names = (tuple(x) for x in zip(*sd_keys)) if sd_keys else ((), ())
     beta_names = list(design.coef_names)
     alpha_names = param.alpha_names()
+    if priors is not None and not isinstance(priors, (dict, str)):
+        raise SpecificationError(f"priors: expected a dict such as {{'sd': Prior('HalfNormal', sigma=1)}} or 'flat', "
+                                 f"got {type(priors).__name__}.")
     if isinstance(priors, str):
         if priors != "flat":
             raise SpecificationError(f"priors: expected a dict or 'flat', got {priors!r}.")
@@ -168,22 +238,28 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
     sd = {key: Prior("HalfNormal", sigma=round(s, 6)) for key, s in zip(sd_keys, _sd_scales(design, param, sy))}
     rho = {n: Prior("Uniform", lower=b, upper=1.0) for n, b in zip(rho_names, _rho_lower_bounds(param))}
     alpha = dict(zip(alpha_names, _alpha_priors(param, sy)))
+    scales = {key: "sd" for key in sd}
     eta = DEFAULT_LKJ_ETA if un_names else None
     for key, value in dict(priors or {}).items():
+        if not isinstance(key, str):
+            raise SpecificationError(f"priors: keys are parameter names such as 'beta' or 'sd[district]', got {key!r}.")
         if key == "lkj_eta":
-            if not np.isscalar(value) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(value) or value <= 0:
                 raise SpecificationError(f"priors: 'lkj_eta' must be a positive number, got {value!r}.")
             eta = float(value) if un_names else None
             continue
         group, _, name = key.partition("[")
-        targets = {"beta": beta, "sd": sd, "rho": rho, "alpha": alpha, **{
-            sd_name: {k: v for k, v in sd.items() if k[0] == family} for family, sd_name in SD_NAMES.items()}}.get(group)
+        families = {name: {k: v for k, v in sd.items() if k[0] == family}
+                    for family, sd_name in SD_NAMES.items() for name in (family, sd_name)}
+        targets = {"beta": beta, "sd": sd, "rho": rho, "alpha": alpha, **families}.get(group)
         if targets is None:
             raise SpecificationError(
-                f"priors: unknown key {key!r}; use 'beta', 'sd' (or 'sigma', 'tau', 'gamma'), 'rho', 'alpha', "
-                "'lkj_eta' or e.g. 'sd[district]'.")
+                f"priors: unknown key {key!r}; use 'beta', 'sd' (or 'sigma', 'tau', 'gamma'), the variances "
+                "'sigma2', 'tau2', 'gamma2', 'rho', 'alpha', 'lkj_eta' or e.g. 'sd[district]', 'tau2[row]'.")
         if not isinstance(value, Prior):
             raise SpecificationError(f"priors: {key!r} must be a pymc_extras.prior.Prior, got {type(value).__name__}.")
+        check_prior(key, value, group)
         labels = {k: (k[1] if isinstance(k, tuple) else k) for k in targets}
         if name:
             name = name[:-1] if name.endswith("]") else name
@@ -193,19 +269,23 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
                                          f"{', '.join(labels.values()) or 'none'}.")
         else:
             chosen = list(targets)
-            if not chosen and group in SD_NAMES.values():
+            if not chosen and group in families:
                 raise SpecificationError(f"priors: {key!r} matches no parameter: the model has no free "
-                                         f"{group} (SDs of the {_family_of(group)} components).")
+                                         f"{_family_of(group)} components.")
         destination = sd if group not in ("beta", "rho", "alpha") else targets
         for k in chosen:
             destination[k] = value
+            if destination is sd:
+                scales[k] = "variance" if group in SD_NAMES else "sd"
     return PriorSet(tuple(beta.values()), tuple(sd.values()), tuple(rho.values()), eta,
                     tuple(beta_names), sd_names, tuple(rho_names),
-                    alpha=tuple(alpha.values()), alpha_names=tuple(alpha_names), sd_families=sd_families)
+                    alpha=tuple(alpha.values()), alpha_names=tuple(alpha_names), sd_families=sd_families,
+                    sd_scales=tuple(scales.values()))
 
 
-def _family_of(sd_name: str) -> str:
-    return next(f for f, name in SD_NAMES.items() if name == sd_name)
+def _family_of(name: str) -> str:
+    """The variance family of an SD name or of the family itself."""
+    return name if name in SD_NAMES else next(f for f, sd_name in SD_NAMES.items() if sd_name == name)
 
 
 def _rho_lower_bounds(param: Parameterization) -> list[float]:

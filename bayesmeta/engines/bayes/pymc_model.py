@@ -45,7 +45,8 @@ def component_dim(family: str) -> str:
 def _same_family(priors) -> bool:
     first = priors[0]
     return all(
-        p.distribution == first.distribution and set(p.parameters) == set(first.parameters)
+        p.distribution == first.distribution and p.transform == first.transform
+        and set(p.parameters) == set(first.parameters)
         and all(np.isscalar(v) for v in p.parameters.values()) for p in priors)
 
 
@@ -53,8 +54,24 @@ def _vector_variable(name: str, priors: tuple, dim: str):
     """One vector variable when all priors share a distribution, else one per element, stacked."""
     if _same_family(priors):
         params = {k: np.array([p.parameters[k] for p in priors], dtype=float) for k in priors[0].parameters}
-        return Prior(priors[0].distribution, **params, dims=dim).create_variable(name)
+        return Prior(priors[0].distribution, **params, dims=dim, transform=priors[0].transform).create_variable(name)
     parts = [p.deepcopy().create_variable(f"{name}_{i}") for i, p in enumerate(priors)]
+    return pm.Deterministic(name, pt.stack(parts), dims=dim)
+
+
+def _sd_variable(name: str, variance_name: str, priors: tuple, scales: tuple, dim: str):
+    """Free SDs whose priors are on the SDs or on the variances (``scales``: "sd" or "variance").
+
+    Priors on variances create the variance variable (``variance_name``, or
+    ``<variance_name>_<i>`` one by one when mixed with SD priors) and take its root.
+    """
+    if all(s == "sd" for s in scales):
+        return _vector_variable(name, priors, dim)
+    if all(s == "variance" for s in scales):
+        return pm.Deterministic(name, pt.sqrt(_vector_variable(variance_name, priors, dim)), dims=dim)
+    parts = [p.deepcopy().create_variable(f"{name}_{i}") if s == "sd"
+             else pt.sqrt(p.deepcopy().create_variable(f"{variance_name}_{i}"))
+             for i, (p, s) in enumerate(zip(priors, scales))]
     return pm.Deterministic(name, pt.stack(parts), dims=dim)
 
 
@@ -111,17 +128,19 @@ def _standard_deviations(model: pm.Model, param: Parameterization, prior_set: Pr
     for family in (f for f in SD_NAMES if f in labels):
         mine = [i for i, f in enumerate(prior_set.sd_families) if f == family]
         priors = tuple(prior_set.sd[i] for i in mine)
+        scales = tuple(prior_set.scale_of_sd(i) for i in mine)
         name, dim = SD_NAMES[family], component_dim(family)
         complete[family] = len(mine) == len(labels[family])
         if complete[family]:
-            family_sd[family] = _vector_variable(name, priors, dim)
+            family_sd[family] = _sd_variable(name, family, priors, scales, dim)
             continue
         values = pt.zeros(len(labels[family]))
         if mine:
             free_labels = [prior_set.sd_names[i] for i in mine]
             model.add_coord(f"{family}_free", free_labels)
             free = [labels[family].index(n) for n in free_labels]
-            values = pt.set_subtensor(values[free], _vector_variable(f"{name}_free", priors, f"{family}_free"))
+            values = pt.set_subtensor(values[free], _sd_variable(f"{name}_free", f"{family}_free", priors, scales,
+                                                                 f"{family}_free"))
         family_sd[family] = values
     out, start, parts = [], {f: 0 for f in family_sd}, {f: [] for f in family_sd}
     for k, (t, fs) in enumerate(zip(param.terms, param.fixed_sd)):
@@ -197,6 +216,8 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
             if t.correlation_family and t.n_rho:
                 families[t.correlation_family].append(rho)
         for family, parts in families.items():
+            if family in model.named_vars:  # the variances themselves carry the prior
+                continue
             # copies: pt.concatenate of one part returns that part itself, and two
             # deterministics must never share one variable (the second would rename it)
             pm.Deterministic(family, pt.concatenate(parts).copy(), dims=component_dim(family))

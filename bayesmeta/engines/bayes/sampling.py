@@ -2,37 +2,64 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
+from contextlib import contextmanager
 
+import arviz as az
 import numpy as np
 import pymc as pm
+import xarray as xr
 
 from ...design.build import Design
 from ...design.parameters import Parameterization
+from ..mode.centring import centre_outcome
 from . import nutpie_backend
 from .augment import add_prior_predictive, add_random_effects_and_predictions
+from .draws import parameter_draws
+from .pointwise import row_log_likelihood
 from .priors import PriorSet
 from .pymc_model import build_model
 
 #: PyMC adapts a dense mass matrix up to this many free parameters (a diagonal one above).
 DENSE_MASS_MAX = 100
 
-#: Store per-block log-likelihoods when blocks x draws stays below this (memory).
+#: Store log-likelihoods (per row or per block) when their number x draws stays below this (memory).
 MAX_LOGLIK_VALUES = 50_000_000
+#: What the log_likelihood group holds: each row given the others, or each independent block.
+LOO_KINDS = ("row", "cluster")
+
+
+@contextmanager
+def pymc_logs(verbose: bool):
+    """PyMC's informational log lines (sampler assignment, initialisation, chains, timing) only
+    when ``verbose``; its warnings always."""
+    logger = logging.getLogger("pymc")
+    before = logger.level
+    if not verbose:
+        logger.setLevel(max(before, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draws: int, tune: int,
-           chains: int, cores: int | None, random_seed, sampler: str, progressbar: bool, **kwargs):
-    """Run NUTS and return the InferenceData, with per-block log-likelihoods moved to their group."""
-    store = design.n_blocks * draws * chains <= MAX_LOGLIK_VALUES
-    model = build_model(design, param, prior_set, store_block_loglik=store)
+           chains: int, cores: int | None, random_seed, sampler: str, progressbar: bool, loo: str = "row",
+           **kwargs):
+    """Run NUTS and return the InferenceData with its ``log_likelihood`` (per row or per block,
+    see ``loo``) and ``log_prior`` groups, random effects and posterior predictive."""
+    # PyMC's log lines come with the progress bar: progressbar=False silences both
+    store = (design.n_blocks if loo == "cluster" else design.n) * draws * chains <= MAX_LOGLIK_VALUES
+    model = build_model(design, param, prior_set, store_block_loglik=store and loo == "cluster")
     kwargs.setdefault("target_accept", 0.9)
     if sampler == "nutpie":
         kwargs.setdefault("low_rank_modified_mass_matrix", True)  # nutpie's answer to correlations
         # the log-density is called from Python, which serialises the chains: one thread is fastest
-        idata = nutpie_backend.sample(model, draws=draws, tune=tune, chains=chains, cores=cores or 1,
-                                      random_seed=random_seed, progressbar=progressbar, **kwargs)
+        with pymc_logs(progressbar):
+            idata = nutpie_backend.sample(model, draws=draws, tune=tune, chains=chains, cores=cores or 1,
+                                          random_seed=random_seed, progressbar=progressbar, **kwargs)
     else:
         if cores is None:  # PyMC's default takes half the CPUs (it assumes hyper-threads)
             cores = min(chains, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
@@ -41,16 +68,41 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
         # uncentred moderator's slope), which otherwise cause divergences; cheap in few dimensions
         dimension = sum(np.size(v) for v in model.initial_point().values())
         kwargs.setdefault("init", "jitter+adapt_full" if dimension <= DENSE_MASS_MAX else "jitter+adapt_diag")
-        with warnings.catch_warnings():
+        # an outcome far from zero (the BCG log risk ratios plus 1e8): start beta at its weighted
+        # least-squares fit instead of 0, which NUTS could not leave (issue 16)
+        _, b0 = centre_outcome(design)
+        if np.any(b0):
+            kwargs.setdefault("initvals", {"beta": b0.reshape(np.shape(model.initial_point()["beta"]))})
+        with warnings.catch_warnings(), pymc_logs(progressbar):
             warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature")
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                               progressbar=progressbar, model=model, compute_convergence_checks=False, **kwargs)
-    if store:
+    if store and loo == "cluster":
         loglik = idata.posterior["block_loglik"].rename("y")
         idata.add_groups(log_likelihood=loglik.to_dataset())
         idata.posterior = idata.posterior.drop_vars("block_loglik")
+    elif store:
+        add_row_log_likelihood(idata, design, param)
+    add_log_prior(idata, model)
     add_random_effects_and_predictions(idata, design, param, random_seed)
     return idata
+
+
+def add_row_log_likelihood(idata: az.InferenceData, design: Design, param: Parameterization) -> None:
+    """The ``log_likelihood`` group: ``y`` (chain, draw, obs), each row's density given the others."""
+    beta, G = parameter_draws(param, idata.posterior)
+    chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
+    loglik = row_log_likelihood(design, beta, G).reshape(chains, draws, design.n)
+    coords = {"chain": idata.posterior.chain.values, "draw": idata.posterior.draw.values,
+              "obs": list(design.row_labels)}
+    idata.add_groups(log_likelihood=xr.Dataset({"y": (("chain", "draw", "obs"), loglik)}, coords=coords))
+
+
+def add_log_prior(idata: az.InferenceData, model: pm.Model) -> None:
+    """The ``log_prior`` group (one variable per prior, as ``az.psens`` expects), in place."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        pm.compute_log_prior(idata, model=model, progressbar=False)
 
 
 def sample_prior(design: Design, param: Parameterization, prior_set: PriorSet, draws: int, random_seed):
@@ -58,6 +110,7 @@ def sample_prior(design: Design, param: Parameterization, prior_set: PriorSet, d
     model = build_model(design, param, prior_set)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*Potential.*")
-        idata = pm.sample_prior_predictive(draws=draws, model=model, random_seed=random_seed)
+        with pymc_logs(False):
+            idata = pm.sample_prior_predictive(draws=draws, model=model, random_seed=random_seed)
     add_prior_predictive(idata, design, param, random_seed)
     return idata

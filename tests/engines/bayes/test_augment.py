@@ -14,7 +14,6 @@ from scipy import stats
 
 import bayesmeta as bm
 from bayesmeta.engines.bayes.augment import effect_key
-from bayesmeta.engines.bayes.draws import parameter_draws
 from bayesmeta.engines.bayes.priors import resolve_priors
 
 pytestmark = pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS")
@@ -29,7 +28,7 @@ def school_posterior():
     model = _school()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bm.ConvergenceWarning)
-        return model, model.sample(draws=150, tune=150, chains=2, random_seed=5, progressbar=False)
+        return model, model.sample(draws=150, tune=150, chains=2, random_seed=5, progressbar=False, loo="cluster")
 
 
 def test_random_effects_are_stored_with_group_names(school_posterior):
@@ -50,7 +49,11 @@ def test_random_effects_are_stored_with_group_names(school_posterior):
 
 def test_stored_random_effects_follow_their_conditional_distribution(school_posterior):
     model, post = school_posterior
-    beta, G = parameter_draws(model.param, post.idata.posterior)
+    # the covariances straight from the stored variances (district, district/study), not from the
+    # production parameter_draws
+    beta = post.idata.posterior["beta"].values.reshape(-1, 1)
+    sigma2 = post.idata.posterior["sigma2"].values.reshape(-1, 2)
+    G = [sigma2[:, k, None, None] for k in range(2)]
     effects = [post.idata.posterior[name].values.reshape(len(beta), -1, 1)
                for name in ("u_district", "u_study")]
     z = whitened(model.design, beta, G, effects)
@@ -70,7 +73,25 @@ def test_posterior_predictive_and_observed_data(school_posterior):
     standardized = (replicated.values - fitted) / np.sqrt(model.design.V.diagonal())
     assert abs(standardized.mean()) < 4 / np.sqrt(standardized.size)
     assert abs(standardized.var() - 1) < 0.03
-    assert az.loo(post.idata).elpd_loo < 0  # log_likelihood per block works with az.loo
+
+
+def test_log_likelihood_is_each_districts_marginal_density(school_posterior):
+    """With loo="cluster", log_likelihood["y"] holds, per draw, the marginal log-density of every
+    independent block (a district: y ~ N(beta, diag(v) + sigma2_district J + sigma2_study I)), computed here densely."""
+    _, post = school_posterior
+    dat = bm.datasets.load("school")
+    posterior, loglik = post.idata.posterior, post.idata.log_likelihood["y"]
+    districts = list(pd.unique(dat["district"]))
+    assert loglik.sizes["block"] == len(districts)
+    for chain, draw in ((0, 0), (1, 149)):
+        beta = posterior["beta"].values[chain, draw, 0]
+        s2_district, s2_study = posterior["sigma2"].values[chain, draw]
+        expected = []
+        for district in districts:
+            rows = dat[dat["district"] == district]
+            cov = np.diag(rows["var"]) + s2_district + s2_study * np.eye(len(rows))
+            expected.append(stats.multivariate_normal(np.full(len(rows), beta), cov).logpdf(rows["effect"]))
+        np.testing.assert_allclose(loglik.values[chain, draw], expected, rtol=1e-10)
 
 
 def test_multivariate_effects_have_a_second_dim():
@@ -92,6 +113,33 @@ def _synthetic_result(model, beta, family_draws):
                          dims={k: list(v[0][2:]) for k, v in post.items()})
     prior_set = resolve_priors(model.design, model.param, None)
     return bm.BayesResult(idata, prior_set, "laplace", 0.95, model.design, model.param)
+
+
+@pytest.mark.parametrize("sampler", ["laplace", "pymc"])
+def test_table_and_lincom_summarise_the_draws(sampler):
+    """BayesResult.table() and bm.lincom on a posterior: means, SDs (ddof 1) and equal-tailed
+    intervals of the stored draws, at the result's level and at another."""
+    model = _school("effect ~ 1 + year")
+    rng = np.random.default_rng(7)
+    beta = rng.normal([1.0, -0.0005], [0.1, 0.0001], size=(4000, 2))
+    sigma2 = rng.gamma(4, [0.015, 0.008], size=(4000, 2))
+    idata = az.from_dict(posterior={"beta": beta.reshape(4, 1000, 2), "sigma2": sigma2.reshape(4, 1000, 2)},
+                         dims={"beta": ["term"], "sigma2": ["sigma2_component"]},
+                         coords={"term": ["Intercept", "year"], "sigma2_component": ["district", "district/study"]})
+    result = bm.BayesResult(idata, resolve_priors(model.design, model.param, None), sampler, 0.9, model.design,
+                            model.param)
+    table = result.table()
+    for row, draws in (("beta[Intercept]", beta[:, 0]), ("beta[year]", beta[:, 1]),
+                       ("sigma2[district]", sigma2[:, 0]), ("sigma2[district/study]", sigma2[:, 1])):
+        expected = [draws.mean(), draws.std(ddof=1), *np.quantile(draws, [0.05, 0.95])]
+        np.testing.assert_allclose(table.loc[row, ["estimate", "se", "ci_lb", "ci_ub"]].to_numpy(float),
+                                   expected, rtol=1e-10, err_msg=row)
+    at_1990 = beta @ [1, 1990]
+    out = bm.lincom(result, {"1990": {"Intercept": 1, "year": 1990}}, level=0.8)
+    np.testing.assert_allclose(out.loc["1990", ["estimate", "se", "ci_lb", "ci_ub"]].to_numpy(float),
+                               [at_1990.mean(), at_1990.std(ddof=1), *np.quantile(at_1990, [0.1, 0.9])], rtol=1e-10)
+    ratio = bm.lincom(result, {"1990": {"Intercept": 1, "year": 1990}}, transform=np.exp)
+    np.testing.assert_allclose(ratio.loc["1990", "estimate"], np.exp(at_1990).mean(), rtol=1e-10)
 
 
 def _mixture_cdf(x, mean, sd):
