@@ -138,7 +138,8 @@ def _bounds(fit, comps: list[Component], level: float, cache: dict, progressbar:
 
     se = component_se(fit, cache)
     out = {}
-    with tqdm(total=2 * len(comps), desc="confint", disable=not progressbar, delay=1.0) as bar:
+    # disable is left to tqdm's default when shown, so that TQDM_DISABLE=1 (executed notebooks) silences it
+    with tqdm(total=2 * len(comps), desc="confint", delay=1.0, **({} if progressbar else {"disable": True})) as bar:
         for comp in comps:
             key = ("bounds", comp.label, level)
             if key not in cache:
