@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
 
 from ..design.columns import numeric, resolve
 from ..errors import SpecificationError, format_rows, warn
@@ -126,6 +125,8 @@ def _check_correlations(r: np.ndarray, index: pd.Index) -> None:
 
 def _hedges_correction(m: np.ndarray) -> np.ndarray:
     """Hedges' exact small-sample correction c(m) (metafor's ``.cmicalc``; NaN for m <= 1)."""
+    from scipy.special import gammaln  # a tenth of a second: with the first use, not the package
+
     m = np.asarray(m, dtype=float)
     with np.errstate(invalid="ignore"):
         c = np.exp(gammaln(m / 2) - np.log(np.sqrt(m / 2)) - gammaln((m - 1) / 2))
