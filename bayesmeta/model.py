@@ -426,9 +426,12 @@ class MetaModel:
             Label -> priors dict (as :meth:`sample` takes it); :func:`bayesmeta.prior_grid`
             builds the labelled Cartesian product of options.
         draws, tune, chains, random_seed, **kwargs
-            As for :meth:`sample` (the same seed under every prior).
+            As for :meth:`sample` (the same seed under every prior). The sampler is nutpie
+            when installed: priors of the same families (differing only in hyperparameters)
+            then share one compiled model, their hyperparameters set in shared variables;
+            ``sampler="pymc"`` samples each prior with PyMC, compiling each.
         n_jobs : int
-            Priors sampled in parallel processes.
+            Priors sampled in parallel processes (each compiles its own model).
         progressbar : bool
         reference : str or None
             A likelihood fit (``"REML"``, ``"ML"``) marked in the plot; None for none.

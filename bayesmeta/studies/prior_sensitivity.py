@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..errors import SpecificationError
+from ..results.posterior import BayesResult
 from .parallel import check_run_options
 from .sensitivity_result import SensitivityResult, result_rows
 
@@ -24,18 +25,51 @@ def _sample_one(model, priors, options: dict):
     return model.sample(priors=priors, **options)
 
 
+def _default_sampler() -> str:
+    """nutpie when installed (its compiled model is reused across priors), else PyMC."""
+    from importlib.util import find_spec
+
+    return "nutpie" if find_spec("nutpie") is not None else "pymc"
+
+
+def _sample_compiled_once(model, priors: dict, options: dict, progressbar: bool) -> list:
+    """Every prior set with nutpie, one compiled log-density per set of prior families."""
+    from ..engines.bayes import sampling
+    from ..engines.bayes.options import check_sampler_options
+    from ..engines.bayes.priors import resolve_priors
+
+    options = dict(options)
+    level = options.pop("level", 0.95)
+    options.pop("sampler")
+    check_sampler_options("nutpie", {k: v for k, v in options.items() if k not in SAMPLE_ARGUMENTS})
+    prior_sets = [resolve_priors(model.design, model.param, p) for p in priors.values()]
+    from tqdm.auto import tqdm
+
+    with tqdm(total=len(prior_sets), desc="priors", disable=not progressbar) as bar:
+        runs = sampling.sample_grid(model.design, model.param, prior_sets, done=bar.update, **options)
+    return [BayesResult(idata, prior_set, "nutpie", level, model.design, model.param)
+            for (idata, _), prior_set in zip(runs, prior_sets)]
+
+
+#: Arguments of sample() that sample_grid takes by name.
+SAMPLE_ARGUMENTS = ("draws", "tune", "chains", "cores", "random_seed", "progressbar", "loo")
+
+
 def prior_sensitivity(model, priors: dict, *, draws: int = 1000, tune: int = 1000, chains: int = 4,
                       random_seed=None, n_jobs: int = 1, progressbar: bool = True, reference: str | None = "REML",
                       **sample_kwargs) -> SensitivityResult:
     """Sample ``model`` under every prior of ``priors``; see :meth:`bayesmeta.MetaModel.sensitivity`."""
     priors = _check_priors(priors)
     check_run_options(len(priors), n_jobs, "joblib", None)
+    sampler = sample_kwargs.pop("sampler", None) or _default_sampler()
     options = {"draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed,
-               "progressbar": False, **sample_kwargs}
+               "progressbar": False, "sampler": sampler, **sample_kwargs}
     from tqdm.auto import tqdm
 
     labels = list(priors)
-    if n_jobs == 1:
+    if sampler == "nutpie" and n_jobs == 1 and not any(p == "flat" for p in priors.values()):
+        fits = _sample_compiled_once(model, priors, {**options, "cores": options.get("cores")}, progressbar)
+    elif n_jobs == 1:
         fits = [_sample_one(model, priors[label], options)
                 for label in tqdm(labels, desc="priors", disable=not progressbar)]
     else:

@@ -110,12 +110,24 @@ def sample(model: pm.Model, *, draws: int, tune: int, chains: int, cores: int, r
     ``kwargs`` go to :func:`nutpie.sample`, except ``mode`` (the PyTensor backend of the
     log-density, default :data:`DEFAULT_MODE`; ``"NUMBA"`` samples faster once compiled).
     """
-    nutpie = _require_nutpie()
+    compiled = compile_quietly(model, kwargs.pop("mode", DEFAULT_MODE))
+    return sample_compiled(compiled, model, draws=draws, tune=tune, chains=chains, cores=cores,
+                           random_seed=random_seed, progressbar=progressbar, **kwargs)
+
+
+def compile_quietly(model: pm.Model, mode: str = DEFAULT_MODE):
+    """:func:`compile_model`, without numba's note on the nested likelihood's Python entry point."""
     with warnings.catch_warnings():
         # numba runs the fused nested likelihood (its own numba kernel) through its Python
         # entry point; that is intended, and as fast as inlining it
         warnings.filterwarnings("ignore", message="Numba will use object mode to run NestedLoglik")
-        compiled = compile_model(model, kwargs.pop("mode", DEFAULT_MODE))
+        return compile_model(model, mode)
+
+
+def sample_compiled(compiled, model: pm.Model, *, draws: int, tune: int, chains: int, cores: int, random_seed,
+                    progressbar: bool, **kwargs):
+    """Sample a model compiled by :func:`compile_model` (its shared variables as they are now)."""
+    nutpie = _require_nutpie()
     seed = random_seed if isinstance(random_seed, (int, np.integer)) else None
     start = time.perf_counter()
     idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,

@@ -25,8 +25,11 @@ directly.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 import numpy as np
 import pymc as pm
+import pytensor
 import pytensor.tensor as pt
 from pymc_extras.prior import Prior
 
@@ -50,11 +53,48 @@ def _same_family(priors) -> bool:
         and all(np.isscalar(v) for v in p.parameters.values()) for p in priors)
 
 
+class SharedHyperparameters:
+    """The hyperparameters of a model's vector priors as shared variables.
+
+    A model built with a registry (:func:`build_model` ``shared=``) takes its prior
+    hyperparameters from shared variables, so its compiled log-density serves every
+    prior set of the same families: :meth:`assign` sets the values of another
+    registry built for another prior set. ``fingerprint`` lists the distributions;
+    ``shareable`` is False when some prior could not be put into shared variables
+    (priors of different families within one vector).
+    """
+
+    def __init__(self):
+        self.shared: dict = {}
+        self.values: dict = {}
+        self.fingerprint: list = []
+        self.shareable = True
+
+    def register(self, name: str, key: str, value: np.ndarray):
+        self.values[(name, key)] = value
+        self.shared[(name, key)] = pytensor.shared(value, name=f"{name}_{key}")
+        return self.shared[(name, key)]
+
+    def assign(self, other: "SharedHyperparameters") -> None:
+        """Take the hyperparameter values of ``other`` (same fingerprint)."""
+        for key, variable in self.shared.items():
+            variable.set_value(other.values[key])
+
+
+_SHARED: ContextVar = ContextVar("shared_hyperparameters", default=None)
+
+
 def _vector_variable(name: str, priors: tuple, dim: str):
     """One vector variable when all priors share a distribution, else one per element, stacked."""
+    registry = _SHARED.get()
     if _same_family(priors):
         params = {k: np.array([p.parameters[k] for p in priors], dtype=float) for k in priors[0].parameters}
+        if registry is not None:
+            registry.fingerprint.append((name, priors[0].distribution, priors[0].transform, tuple(params)))
+            params = {k: registry.register(name, k, v) for k, v in params.items()}
         return Prior(priors[0].distribution, **params, dims=dim, transform=priors[0].transform).create_variable(name)
+    if registry is not None:
+        registry.shareable = False
     parts = [p.deepcopy().create_variable(f"{name}_{i}") for i, p in enumerate(priors)]
     return pm.Deterministic(name, pt.stack(parts), dims=dim)
 
@@ -182,7 +222,8 @@ def _correlations(param: Parameterization, prior_set: PriorSet) -> list:
 
 
 def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
-                restricted: bool = False, store_block_loglik: bool = False) -> pm.Model:
+                restricted: bool = False, store_block_loglik: bool = False,
+                shared: SharedHyperparameters | None = None) -> pm.Model:
     """The PyMC model of a design under the given priors.
 
     Parameters
@@ -195,7 +236,18 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
     store_block_loglik : bool
         Keep the log-likelihood of every block as the deterministic ``block_loglik``
         (moved to the ``log_likelihood`` group after sampling).
+    shared : SharedHyperparameters, optional
+        Take the priors' hyperparameters from shared variables, recorded here.
     """
+    token = _SHARED.set(shared)
+    try:
+        return _build_model(design, param, prior_set, restricted, store_block_loglik)
+    finally:
+        _SHARED.reset(token)
+
+
+def _build_model(design: Design, param: Parameterization, prior_set: PriorSet, restricted: bool,
+                 store_block_loglik: bool) -> pm.Model:
     labels = param.component_labels()
     coords = {"term": list(design.coef_names), "block": np.arange(design.n_blocks)}
     coords.update({component_dim(family): names for family, names in labels.items()})

@@ -20,7 +20,7 @@ from .augment import add_prior_predictive, add_random_effects_and_predictions
 from .draws import parameter_draws
 from .pointwise import row_log_likelihood
 from .priors import PriorSet
-from .pymc_model import build_model
+from .pymc_model import SharedHyperparameters, build_model
 
 #: PyMC adapts a dense mass matrix up to this many free parameters (a diagonal one above).
 DENSE_MASS_MAX = 100
@@ -55,7 +55,7 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
     model = build_model(design, param, prior_set, store_block_loglik=store and loo == "cluster")
     kwargs.setdefault("target_accept", 0.9)
     if sampler == "nutpie":
-        kwargs.setdefault("low_rank_modified_mass_matrix", True)  # nutpie's answer to correlations
+        nutpie_defaults(kwargs)
         # the log-density is called from Python, which serialises the chains: one thread is fastest
         with pymc_logs(progressbar):
             idata = nutpie_backend.sample(model, draws=draws, tune=tune, chains=chains, cores=cores or 1,
@@ -77,15 +77,69 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
             warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature")
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                               progressbar=progressbar, model=model, compute_convergence_checks=False, **kwargs)
-    if store and loo == "cluster":
+    return _complete(idata, design, param, model, loo if store else None, random_seed)
+
+
+def nutpie_defaults(kwargs: dict) -> None:
+    """bayesmeta's defaults for nutpie, in place: target_accept 0.9 and a low-rank modified mass matrix."""
+    kwargs.setdefault("target_accept", 0.9)
+    kwargs.setdefault("low_rank_modified_mass_matrix", True)  # nutpie's answer to correlations
+
+
+def _complete(idata, design: Design, param: Parameterization, model: pm.Model, loo: str | None, random_seed):
+    """Log-likelihoods (per row or block; none when ``loo`` is None), log prior, random effects, predictions."""
+    if loo == "cluster":
         loglik = idata.posterior["block_loglik"].rename("y")
         idata.add_groups(log_likelihood=loglik.to_dataset())
         idata.posterior = idata.posterior.drop_vars("block_loglik")
-    elif store:
+    elif loo == "row":
         add_row_log_likelihood(idata, design, param)
     add_log_prior(idata, model)
     add_random_effects_and_predictions(idata, design, param, random_seed)
     return idata
+
+
+def sample_grid(design: Design, param: Parameterization, prior_sets: list, *, draws: int, tune: int, chains: int,
+                cores: int | None, random_seed, progressbar: bool, loo: str = "row", done=None, **kwargs) -> list:
+    """nutpie's NUTS under several prior sets, compiling once per set of prior families.
+
+    Every prior set builds its PyMC model (cheap) with its hyperparameters in shared
+    variables (:class:`~bayesmeta.engines.bayes.pymc_model.SharedHyperparameters`); models
+    with the same distributions share the compiled log-density of the first, whose
+    shared variables take each prior set's values in turn. The draws equal those of
+    ``sample(..., sampler="nutpie")`` in distribution (not draw for draw: the compiled
+    graphs round differently). ``done`` is called after each prior set (a progress bar's
+    ``update``).
+
+    Returns
+    -------
+    list of (arviz.InferenceData, int)
+        Per prior set, in order, its InferenceData and the number of log-densities
+        compiled for it (1 for the first of its families, else 0).
+    """
+    nutpie_defaults(kwargs)
+    mode = kwargs.pop("mode", nutpie_backend.DEFAULT_MODE)
+    store = (design.n_blocks if loo == "cluster" else design.n) * draws * chains <= MAX_LOGLIK_VALUES
+    groups = {}
+    for i, prior_set in enumerate(prior_sets):
+        registry = SharedHyperparameters()
+        model = build_model(design, param, prior_set, store_block_loglik=store and loo == "cluster", shared=registry)
+        key = (tuple(registry.fingerprint), prior_set.lkj_eta, prior_set.flat) if registry.shareable else i
+        groups.setdefault(key, []).append((i, model, registry))
+    out = [None] * len(prior_sets)
+    for members in groups.values():
+        _, first, first_registry = members[0]
+        compiled = nutpie_backend.compile_quietly(first, mode)
+        for position, (i, model, registry) in enumerate(members):
+            first_registry.assign(registry)
+            with pymc_logs(progressbar):
+                idata = nutpie_backend.sample_compiled(compiled, first, draws=draws, tune=tune, chains=chains,
+                                                       cores=cores or 1, random_seed=random_seed,
+                                                       progressbar=progressbar, **kwargs)
+            out[i] = (_complete(idata, design, param, model, loo if store else None, random_seed), int(position == 0))
+            if done is not None:
+                done()
+    return out
 
 
 def add_row_log_likelihood(idata: az.InferenceData, design: Design, param: Parameterization) -> None:
