@@ -23,6 +23,8 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..engines.bayes.draws import labelled_draws
+
 #: Sensitivity (cumulative Jensen-Shannon distance per unit log alpha) that counts as sensitive.
 THRESHOLD = 0.05
 
@@ -40,18 +42,6 @@ def diagnose(prior: float, likelihood: float, threshold: float = THRESHOLD) -> s
     if prior >= threshold:
         return "strong prior / weak likelihood"
     return "-"
-
-
-def _flat_draws(posterior, names: list[str]) -> pd.DataFrame:
-    """Draws (chain-major) of every scalar of ``names``, columns labelled as the result tables."""
-    columns = {}
-    for name in names:
-        values = posterior[name]
-        extra = [d for d in values.dims if d not in ("chain", "draw")]
-        flat = values.values.reshape(values.sizes["chain"] * values.sizes["draw"], -1)
-        labels = [name] if not extra else [f"{name}[{c}]" for c in values[extra[0]].values]
-        columns.update(zip(labels, flat.T))
-    return pd.DataFrame(columns)
 
 
 def _sensitivities(idata, names: list[str], component: str) -> pd.Series:
@@ -118,7 +108,7 @@ def power_scaling(idata, names: list[str], alphas=(0.8, 1.25), threshold: float 
         ``pareto_k_<component>_<alpha>`` and ``reliable`` (every Pareto k below the
         threshold ``min(1 - 1/log10(S), 0.7)``).
     """
-    draws = _flat_draws(idata.posterior, names)
+    draws = pd.DataFrame(labelled_draws(idata.posterior, names))
     out = pd.DataFrame({"prior": _sensitivities(idata, names, "prior"),
                         "likelihood": _sensitivities(idata, names, "likelihood")}).loc[draws.columns]
     out["diagnosis"] = [diagnose(p, lik, threshold) for p, lik in zip(out.prior, out.likelihood)]

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..engines.bayes.draws import labelled_draws
 from ..errors import SpecificationError
 from ..inference.intervals import chi2_sf
 from .parallel import run_replications
@@ -101,23 +102,6 @@ class SBCResult:
         return self.summary()
 
 
-def _flat(group, names) -> dict[str, np.ndarray]:
-    """Every scalar of the variables ``names`` of an ArviZ group: label -> (chain x draw) values."""
-    out = {}
-    for name in names:
-        if name not in group:
-            continue
-        values = group[name]
-        extra = [d for d in values.dims if d not in ("chain", "draw")]
-        stacked = values.stack(sample=("chain", "draw")).transpose(*extra, "sample")
-        if not extra:
-            out[name] = stacked.values
-            continue
-        for label, row in zip(values[extra[0]].values, stacked.values):
-            out[f"{name}[{label}]"] = row
-    return out
-
-
 class _Replication:
     def __init__(self, model, ys: np.ndarray, truths: pd.DataFrame, L: int, sample_options: dict):
         self.model, self.ys, self.truths, self.L, self.sample_options = model, ys, truths, L, sample_options
@@ -127,7 +111,7 @@ class _Replication:
             warnings.simplefilter("ignore")
             post = with_outcome(self.model, self.ys[index]).sample(random_seed=seed, progressbar=False,
                                                                    **self.sample_options)
-        draws = _flat(post.idata.posterior, RANKED)
+        draws = labelled_draws(post.idata.posterior, RANKED)
         ranks = {}
         for label in self.truths.columns:
             values = draws[label]
@@ -179,7 +163,7 @@ def sbc(model, n: int = 200, *, priors=None, draws: int = 200, tune: int = 200, 
         raise SpecificationError(f"L: {L} kept draws need draws * chains >= L, got {draws} x {chains}.")
     seed_prior, seed_runs = np.random.SeedSequence(random_seed).spawn(2)
     prior = model.sample_prior_predictive(draws=n, random_seed=int(seed_prior.generate_state(1)[0]), priors=priors)
-    truths = pd.DataFrame(_flat(prior.prior, RANKED))
+    truths = pd.DataFrame(labelled_draws(prior.prior, RANKED))
     truths = truths.loc[:, truths.std() > 0]  # fixed components are not ranked
     ys = prior.prior_predictive["y"].stack(sample=("chain", "draw")).transpose("sample", "obs").values
     replication = _Replication(model, ys, truths, L, {"draws": draws, "tune": tune, "chains": chains, "cores": 1,

@@ -53,6 +53,21 @@ def covariances_from_draws(param: Parameterization, values: dict) -> list[np.nda
     return out
 
 
+def labelled_draws(group, names) -> dict[str, np.ndarray]:
+    """Every scalar of the variables ``names`` present in an ArviZ group, labelled as the
+    result tables (``beta[Intercept]``, ``tau2[row]``): label -> draws, chains stacked (chain-major)."""
+    out = {}
+    for name in names:
+        if name not in group:
+            continue
+        values = group[name]
+        extra = [d for d in values.dims if d not in ("chain", "draw")]
+        flat = values.values.reshape(values.sizes["chain"] * values.sizes["draw"], -1)
+        labels = [name] if not extra else [f"{name}[{c}]" for c in values[extra[0]].values]
+        out.update(zip(labels, flat.T))
+    return out
+
+
 def parameter_draws(param: Parameterization, posterior) -> tuple[np.ndarray, list[np.ndarray]]:
     """Fixed effects (S, p) and per-term covariances (S, q, q) of every draw, chains stacked
     (for a term with a scale model, the variances of its groups, (S, n_groups))."""

@@ -27,6 +27,8 @@ DENSE_MASS_MAX = 100
 
 #: Store log-likelihoods (per row or per block) when their number x draws stays below this (memory).
 MAX_LOGLIK_VALUES = 50_000_000
+#: NUTS's target acceptance rate unless the user sets one (both samplers).
+TARGET_ACCEPT = 0.9
 #: What the log_likelihood group holds: each row given the others, or each independent block.
 LOO_KINDS = ("row", "cluster")
 
@@ -53,7 +55,7 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
     # PyMC's log lines come with the progress bar: progressbar=False silences both
     store = (design.n_blocks if loo == "cluster" else design.n) * draws * chains <= MAX_LOGLIK_VALUES
     model = build_model(design, param, prior_set, store_block_loglik=store and loo == "cluster")
-    kwargs.setdefault("target_accept", 0.9)
+    kwargs.setdefault("target_accept", TARGET_ACCEPT)
     if sampler == "nutpie":
         nutpie_defaults(kwargs)
         # the log-density is called from Python, which serialises the chains: one thread is fastest
@@ -81,8 +83,8 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
 
 
 def nutpie_defaults(kwargs: dict) -> None:
-    """bayesmeta's defaults for nutpie, in place: target_accept 0.9 and a low-rank modified mass matrix."""
-    kwargs.setdefault("target_accept", 0.9)
+    """bayesmeta's defaults for nutpie, in place: :data:`TARGET_ACCEPT` and a low-rank modified mass matrix."""
+    kwargs.setdefault("target_accept", TARGET_ACCEPT)
     kwargs.setdefault("low_rank_modified_mass_matrix", True)  # nutpie's answer to correlations
 
 
