@@ -68,10 +68,37 @@ def test_graph_log_density_equals_core_likelihood(name, restricted):
     assert abs(value - ev.loglik) < 1e-8 * max(1.0, abs(ev.loglik))
 
 
-def test_cpc_map_matches_numpy():
-    z = np.random.default_rng(0).uniform(-0.95, 0.95, 6)
-    R = cpc_to_correlation(z, 4)
-    np.testing.assert_allclose(Unstructured.correlations_pt(z, 4).eval(), R[lower_pairs(4)], atol=1e-12)
+def _partial_correlation(R: np.ndarray, i: int, j: int, given: list[int]) -> float:
+    """Partial correlation of variables i and j given ``given``, from the inverse of the sub-matrix of R
+    on ``given + [i, j]`` (the standard identity -P_ij / sqrt(P_ii P_jj) with P that inverse)."""
+    idx = list(given) + [i, j]
+    P = np.linalg.inv(R[np.ix_(idx, idx)])
+    return -P[-2, -1] / np.sqrt(P[-2, -2] * P[-1, -1])
+
+
+def _canonical_partial_correlations(R: np.ndarray) -> np.ndarray:
+    """The C-vine's canonical partial correlations of R in metafor's column-wise pair order (21, 31, ..., q1,
+    32, ...): pair (i, j), i > j, given the variables before j (0, ..., j-1)."""
+    q = R.shape[0]
+    return np.array([_partial_correlation(R, i, j, list(range(j))) for j in range(q) for i in range(j + 1, q)])
+
+
+@pytest.mark.parametrize("q", [2, 3, 4, 5])
+def test_cpc_maps_give_the_correlation_with_those_partial_correlations(q):
+    """Both maps from canonical partial correlations z to correlations (PyTensor's for the graph, NumPy's
+    for the mode engine) build a valid correlation matrix (symmetric, unit diagonal, positive definite)
+    whose canonical partial correlations, recomputed from inverses of its sub-matrices, are z again."""
+    n = q * (q - 1) // 2
+    z = np.random.default_rng(q).uniform(-0.95, 0.95, n)
+    i, j = lower_pairs(q)
+    assert [(int(a), int(b)) for a, b in zip(i, j)] == [(a, b) for b in range(q) for a in range(b + 1, q)]
+    # the graph's matrix: its correlations, placed as the covariance does (Unstructured.matrix_pt)
+    from_pytensor = Unstructured().matrix_pt(Unstructured.correlations_pt(z, q), q).eval()
+    for R in (from_pytensor, cpc_to_correlation(z, q)):
+        np.testing.assert_allclose(R, R.T, rtol=0, atol=1e-15)
+        np.testing.assert_allclose(np.diag(R), 1.0, atol=1e-14)
+        assert np.linalg.eigvalsh(R).min() > 0
+        np.testing.assert_allclose(_canonical_partial_correlations(R), z, rtol=0, atol=1e-10)
 
 
 def test_variable_names_and_dims():
