@@ -23,6 +23,11 @@ def _loaded_after(code: str, libraries=HEAVY) -> list[str]:
 
 def test_import_loads_no_heavy_library():
     assert _loaded_after("import bayesmeta") == []
+    # formulaic (a third of a second), scipy.sparse and scipy.special (a fifth) load with their first use
+    deferred = ("formulaic", "scipy.sparse", "scipy.special", "scipy.optimize", "scipy.stats")
+    code = "import bayesmeta, sys, json\nprint(json.dumps(sorted(set(sys.modules) & set(%r))))" % (deferred,)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
     assert "formulaic" in _loaded_after("import bayesmeta\nbayesmeta.spec.formulas.formula_engine()", ("formulaic",))
 
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from ..spec.random_terms import ROW_TERM
+from .components import component_labels
 from .sampling_covariance import BlockDiagonal
 
 
@@ -58,13 +57,9 @@ def find_blocks(V: BlockDiagonal, encodings, n: int, standard: bool) -> np.ndarr
         heads.append(order[:-1][same])
         tails.append(order[1:][same])
     h, t = np.concatenate(heads), np.concatenate(tails)
-    graph = sp.coo_matrix((np.ones(len(h)), (h, t)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    # renumber blocks by first row so that block order follows the data
-    _, first = np.unique(labels, return_index=True)
-    rank = np.empty(len(first), int)
-    rank[np.argsort(first)] = np.arange(len(first))
-    return rank[labels]
+    # a component's label is its first row, so block order follows the data
+    _, block = np.unique(component_labels(n, h, t), return_inverse=True)
+    return block
 
 
 def padded_size(m: int) -> int:

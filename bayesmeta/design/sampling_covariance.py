@@ -13,12 +13,15 @@ returned by :func:`bayesmeta.vcalc`) into that form, and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from ..errors import SpecificationError, format_rows
+from .components import component_labels
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 #: Relative tolerance for symmetry and for negative eigenvalues of V blocks.
 _TOL = 1e-8
@@ -73,7 +76,7 @@ class BlockDiagonal:
             out[s.rows] = np.diagonal(s.mats, axis1=1, axis2=2)
         return out
 
-    def subset(self, keep: np.ndarray) -> "BlockDiagonal":
+    def subset(self, keep: np.ndarray) -> BlockDiagonal:
         """Restrict V to the rows at positions ``keep`` (renumbered 0..len(keep)-1)."""
         new_pos = np.full(self.n, -1)
         new_pos[keep] = np.arange(len(keep))
@@ -220,6 +223,8 @@ class ClusterBlocks:
 
     def to_sparse(self) -> sp.csr_matrix:
         """The n x n matrix as a scipy.sparse CSR matrix."""
+        import scipy.sparse as sp
+
         if not self._rows:
             return sp.csr_matrix((self.n, self.n))
         i = np.concatenate([np.repeat(r, len(r)) for r in self._rows])
@@ -241,18 +246,32 @@ def from_variances(vi) -> BlockDiagonal:
     return BlockDiagonal(n, (BlockStack(np.arange(n)[:, None], vi.reshape(n, 1, 1)),))
 
 
+def _is_sparse(V) -> bool:
+    """Whether V is a scipy.sparse matrix or array (without importing scipy.sparse)."""
+    return type(V).__module__.startswith("scipy.sparse")
+
+
 def _split_by_pattern(matrix) -> BlockDiagonal:
     """Split a dense or sparse matrix into the connected components of its non-zero pattern."""
-    csr = sp.csr_matrix(matrix)
-    pattern = csr.copy()
-    pattern.data = (pattern.data != 0).astype(float)
-    n = csr.shape[0]
-    n_comp, labels = connected_components(pattern, directed=False)
+    if _is_sparse(matrix):
+        coo = matrix.tocoo()
+        nonzero = coo.data != 0
+        heads, tails = coo.row[nonzero], coo.col[nonzero]
+        block_of = matrix.tocsr()
+    else:
+        heads, tails = np.nonzero(matrix)
+        block_of = matrix
+    n = matrix.shape[0]
+    labels = component_labels(n, heads, tails)
     order = np.argsort(labels, kind="stable")
-    bounds = np.searchsorted(labels[order], np.arange(n_comp + 1))
-    rows = [order[bounds[c]:bounds[c + 1]] for c in range(n_comp)]
-    mats = [csr[r][:, r].toarray() for r in rows]
+    starts = np.flatnonzero(np.r_[True, labels[order][1:] != labels[order][:-1]])
+    rows = np.split(order, starts[1:])
+    mats = [_dense(block_of[r][:, r]) for r in rows]
     return BlockDiagonal(n, _stack_by_size(rows, mats))
+
+
+def _dense(block) -> np.ndarray:
+    return np.asarray(block.toarray() if _is_sparse(block) else block, dtype=float)
 
 
 def as_block_diagonal(V, n: int) -> BlockDiagonal:
@@ -294,10 +313,10 @@ def as_block_diagonal(V, n: int) -> BlockDiagonal:
         if start != n:
             raise SpecificationError(f"V: the blocks cover {start} rows but the data have {n} rows.")
         return BlockDiagonal(n, _stack_by_size(rows, mats))
-    shape = V.shape if sp.issparse(V) else np.shape(V)
+    shape = V.shape if _is_sparse(V) else np.shape(V)
     if tuple(shape) != (n, n):
         raise SpecificationError(f"V: expected a {n} x {n} matrix, got shape {tuple(shape)}.")
-    if not sp.issparse(V):
+    if not _is_sparse(V):
         V = np.asarray(V, dtype=float)
         nan_rows = np.isnan(V).any(axis=1)
         if nan_rows.any():

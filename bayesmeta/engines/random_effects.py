@@ -23,7 +23,6 @@ Everything here is plain numpy on a :class:`~bayesmeta.design.build.Design`.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ..design.build import Design
 from ..design.sampling_covariance import BlockDiagonal
@@ -151,6 +150,8 @@ class _BlockSampler:
     """Matheron's rule over the padded batches of blocks."""
 
     def __init__(self, design: Design):
+        import scipy.sparse as sp  # a fifth of a second to import: with the first draws, not the package
+
         self.design = design
         self.cache = []
         for batch in design.batches:
