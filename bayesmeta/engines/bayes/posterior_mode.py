@@ -15,6 +15,7 @@ from ..mode.optimize import ModeEstimate
 from ..mode.scale_covariance import scale_inference
 from .augment import add_random_effects_and_predictions
 from .draws import natural_from_draws
+from .laplace import fit_laplace
 from .priors import PriorSet
 from .pymc_model import build_model
 
@@ -63,10 +64,16 @@ def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, rest
 
 def laplace(design: Design, param: Parameterization, prior_set: PriorSet, draws: int, random_seed,
             restricted: bool = False):
-    """Gaussian approximation at the posterior mode (pymc-extras' fit_laplace), with draws."""
-    import pymc_extras as pmx
+    """Gaussian approximation at the posterior mode, with draws (:func:`.laplace.fit_laplace`).
 
+    The Gaussian's covariance is the inverse of minus the Hessian of the log posterior
+    in the unconstrained space at the mode; the optimizer starts the fixed effects at
+    their weighted least-squares fit, as :func:`find_mode`.
+    """
     model = build_model(design, param, prior_set, restricted=restricted)
-    idata = pmx.fit_laplace(model=model, draws=draws, random_seed=random_seed, progressbar=False)
+    start = None
+    if model["beta"] in model.free_RVs:  # not when beta stacks priors of different families
+        start = {"beta": weighted_fit(design)[0].reshape(np.shape(model.initial_point()["beta"]))}
+    idata = fit_laplace(model, draws, random_seed, initvals=start)
     add_random_effects_and_predictions(idata, design, param, random_seed)
     return idata
