@@ -188,7 +188,8 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False, varian
     return logp, term
 
 
-def total_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None, term_variances=None):
+def total_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None, term_variances=None,
+                 outcome=None):
     """The log-likelihood summed over blocks (plus the restricted term if asked).
 
     Nested designs without the restricted term use one fused Op with its own
@@ -202,15 +203,21 @@ def total_loglik(design: Design, beta, G: list, restricted: bool = False, varian
     term_variances : pytensor vector, optional
         The variance of every term, when all are one-dimensional and there is no
         scale model (the same as ``G``, with fewer graph nodes).
+    outcome : pytensor vector, optional
+        The outcome as data (a shared variable), in the fused Op's row order
+        (:func:`bayesmeta.likelihood.nested_op.sorted_outcome`); nested designs
+        without the restricted term only.
     """
+    if outcome is not None and (design.nested is None or restricted):
+        raise ValueError("total_loglik: the outcome can be data only for nested designs without the restricted term.")
     if design.nested is None or restricted:
         logp, term = block_loglik(design, beta, G, restricted=restricted, variances=variances)
         return logp.sum() + (term if restricted else 0.0)
     if term_variances is not None and variances is None:
-        return nested_loglik(design, beta, term_variances)
+        return nested_loglik(design, beta, term_variances, outcome)
     nd = design.nested
     per_term = [G[k][0, 0] if G[k] is not None else None for k in range(len(G))]
     for k, codes in zip(nd.term_index, nd.group_codes):
         if variances is not None and variances[k] is not None:
             per_term[k] = variances[k][codes]
-    return nested_loglik(design, beta, per_term)
+    return nested_loglik(design, beta, per_term, outcome)

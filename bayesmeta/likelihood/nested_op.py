@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import pytensor.tensor as pt
-from pytensor.gradient import DisconnectedType
+from pytensor.gradient import DisconnectedType, grad_undefined
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
@@ -68,7 +68,7 @@ def nested_arrays(nd, per_group: bool) -> NestedArrays:
     first, then finest to coarsest); otherwise one per covariance term.
     """
     n = len(nd.d)
-    p = nd.U.shape[1] - 2
+    p = _n_fixed(nd)
     levels = list(nd.starts)
     absorbed = len(levels[0]) == n
     ids, sizes, n_units = [], [], n
@@ -80,10 +80,19 @@ def nested_arrays(nd, per_group: bool) -> NestedArrays:
     terms = ([] if absorbed else [0]) + list(nd.term_index)  # the placeholder level has no groups
     s_index = (np.arange(sum(s_sizes)) if per_group else
                np.concatenate([np.full(size, k) for size, k in zip(s_sizes, terms)]))
-    return NestedArrays(np.ascontiguousarray(nd.U[:, :p]), np.ascontiguousarray(nd.U[:, p]), nd.d.copy(), absorbed,
+    return NestedArrays(np.ascontiguousarray(nd.U[:, :p]), sorted_outcome(nd), nd.d.copy(), absorbed,
                         np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64),
                         np.cumsum([0] + [len(i) for i in ids]).astype(np.int64), np.array(sizes, np.int64),
                         np.cumsum([0] + s_sizes).astype(np.int64), s_index.astype(np.int64))
+
+
+def _n_fixed(nd) -> int:
+    return nd.U.shape[1] - 2  # U holds the fixed-effects columns, the outcome and one more column
+
+
+def sorted_outcome(nd) -> np.ndarray:
+    """The outcome of a :class:`bayesmeta.design.nested.NestedDesign` in the kernel's (sorted) row order."""
+    return np.ascontiguousarray(nd.U[:, _n_fixed(nd)])
 
 
 @numba.njit(cache=True)
@@ -186,24 +195,30 @@ def nested_value_and_grad(X, y, d0, absorbed, ids, id_offsets, sizes, s_offsets,
 class NestedLoglik(Op):
     """Total log-likelihood of a nested design; outputs (value, d/d beta, d/d variances).
 
-    Inputs: ``beta`` (p,) and the variances (one per term or one per group, see
-    :func:`nested_arrays`). Only the value is
-    differentiable (once): its gradient is the Op's second and third outputs.
+    Inputs: ``beta`` (p,), the variances (one per term or one per group, see
+    :func:`nested_arrays`) and the outcome in the kernel's row order (data: a
+    shared variable lets one compiled graph serve many outcome vectors). Only the
+    value is differentiable (once), in beta and the variances: its gradient is the
+    Op's second and third outputs.
     """
 
     def __init__(self, arrays: NestedArrays):
         self.arrays = arrays
         self.constant = -0.5 * len(arrays.y) * LOG_2PI
 
-    def make_node(self, beta, s):
+    def make_node(self, beta, s, y):
         beta = pt.as_tensor_variable(beta).astype("float64")
         s = pt.as_tensor_variable(s).astype("float64")
-        return Apply(self, [beta, s], [pt.dscalar(), pt.dvector(), pt.dvector()])
+        y = pt.as_tensor_variable(y).astype("float64")
+        return Apply(self, [beta, s, y], [pt.dscalar(), pt.dvector(), pt.dvector()])
 
     def perform(self, node, inputs, output_storage):
         q = self.arrays
-        value, gbeta, gs = nested_value_and_grad(q.X, q.y, q.d, q.absorbed, q.ids, q.id_offsets, q.sizes,
-                                                 q.s_offsets, q.s_index, inputs[0], inputs[1])
+        beta, s, y = inputs
+        if y.shape != q.y.shape:
+            raise ValueError(f"NestedLoglik: expected {q.y.shape[0]} outcomes, got {y.shape}.")
+        value, gbeta, gs = nested_value_and_grad(q.X, np.ascontiguousarray(y), q.d, q.absorbed, q.ids, q.id_offsets,
+                                                 q.sizes, q.s_offsets, q.s_index, beta, s)
         output_storage[0][0] = np.asarray(value + self.constant)
         output_storage[1][0] = gbeta
         output_storage[2][0] = gs
@@ -211,10 +226,11 @@ class NestedLoglik(Op):
     def L_op(self, inputs, outputs, output_grads):
         if not all(isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
             raise NotImplementedError("NestedLoglik: only the value is differentiable.")
-        return [output_grads[0] * outputs[1], output_grads[0] * outputs[2]]
+        return [output_grads[0] * outputs[1], output_grads[0] * outputs[2],
+                grad_undefined(self, 2, inputs[2], "the outcome is data")]
 
 
-def nested_loglik(design, beta, variances: list):
+def nested_loglik(design, beta, variances: list, outcome=None):
     """Total log-likelihood of a nested design as one Op.
 
     Parameters
@@ -227,10 +243,14 @@ def nested_loglik(design, beta, variances: list):
         (broadcast to the term's groups) or a vector with one variance per group
         in the nested design's sorted group order; or one vector with the
         variance of every term.
+    outcome : pytensor vector, optional
+        The outcome in the kernel's row order (:func:`sorted_outcome`), e.g. a shared
+        variable; by default the design's outcome as a constant.
     """
     nd = design.nested
+    y = pt.as_tensor_variable(sorted_outcome(nd)) if outcome is None else outcome
     if isinstance(variances, pt.TensorVariable):
-        value, _, _ = NestedLoglik(nested_arrays(nd, False))(beta, variances)
+        value, _, _ = NestedLoglik(nested_arrays(nd, False))(beta, variances, y)
         return value
     variances = [pt.as_tensor_variable(v) for v in variances]
     per_group = any(v.ndim > 0 for v in variances)
@@ -240,5 +260,5 @@ def nested_loglik(design, beta, variances: list):
                             for start, k in zip(nd.starts, nd.term_index)])
     else:
         s = pt.stack(variances)
-    value, _, _ = NestedLoglik(arrays)(beta, s)
+    value, _, _ = NestedLoglik(arrays)(beta, s, y)
     return value

@@ -103,21 +103,47 @@ class SBCResult:
 
 
 class _Replication:
+    """One SBC replication: the posterior of the index-th simulated outcome and the ranks of the truths.
+
+    Nested designs are sampled by nutpie on one compiled model whose outcome is data
+    (:class:`~bayesmeta.engines.bayes.outcome_sampler.OutcomeSampler`), compiled once
+    per process, under the priors the data were simulated from; other designs are
+    built and sampled anew for every replication.
+    """
+
     def __init__(self, model, ys: np.ndarray, truths: pd.DataFrame, L: int, sample_options: dict):
         self.model, self.ys, self.truths, self.L, self.sample_options = model, ys, truths, L, sample_options
+        self._sampler = None
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_sampler": None}  # compiled functions stay in their process
+
+    def _posterior(self, index: int, seed: int):
+        from ..engines.bayes import outcome_sampler
+        from ..engines.bayes.priors import resolve_priors
+
+        new = with_outcome(self.model, self.ys[index])
+        options = dict(self.sample_options)
+        priors = options.pop("priors")
+        if not outcome_sampler.supports(new.design):
+            return new.sample(random_seed=seed, progressbar=False, priors=priors, **options).idata
+        if self._sampler is None:
+            design, param = self.model.design, self.model.param
+            self._sampler = outcome_sampler.OutcomeSampler(design, param, resolve_priors(design, param, priors))
+        options.pop("cores", None)
+        return self._sampler.sample(new.design, random_seed=seed, **options)
 
     def __call__(self, index: int, seed: int) -> tuple[dict, int]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            post = with_outcome(self.model, self.ys[index]).sample(random_seed=seed, progressbar=False,
-                                                                   **self.sample_options)
-        draws = labelled_draws(post.idata.posterior, RANKED)
+            idata = self._posterior(index, seed)
+        draws = labelled_draws(idata.posterior, RANKED)
         ranks = {}
         for label in self.truths.columns:
             values = draws[label]
             kept = values[np.linspace(0, len(values) - 1, self.L).round().astype(int)]
             ranks[label] = int(np.sum(kept < self.truths.at[index, label]))
-        return ranks, int(post.idata.sample_stats["diverging"].sum())
+        return ranks, int(idata.sample_stats["diverging"].sum())
 
 
 def sbc(model, n: int = 200, *, priors=None, draws: int = 200, tune: int = 200, chains: int = 1,
@@ -146,6 +172,14 @@ def sbc(model, n: int = 200, *, priors=None, draws: int = 200, tune: int = 200, 
     Returns
     -------
     SBCResult
+
+    Notes
+    -----
+    Nested random intercepts with diagonal V are sampled by nutpie on one model
+    compiled once per process, the outcome being data
+    (:class:`~bayesmeta.engines.bayes.outcome_sampler.OutcomeSampler`), under the
+    priors resolved once on the model's own data; other designs are built and
+    sampled (by ``model.sample``) anew for every replication.
 
     Examples
     --------

@@ -7,10 +7,17 @@ import pandas as pd
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from pytensor.gradient import NullTypeGradError
 from reference_tools import load_fixture
 
 import bayesmeta as bm
 from bayesmeta.likelihood.graph import block_loglik, total_loglik
+from bayesmeta.likelihood.nested_op import (
+    NestedLoglik,
+    nested_arrays,
+    nested_loglik,
+    sorted_outcome,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore:PyTensor could not link to a BLAS")
 
@@ -64,9 +71,29 @@ def test_value_and_gradient_equal_the_graph(name, per_group):
 
 def test_only_the_value_is_differentiable():
     design = MODELS["school (absorbed rows + districts)"]().design
-    from bayesmeta.likelihood.nested_op import NestedLoglik, nested_arrays
-
     beta, s = pt.dvector("beta"), pt.dvector("s")
-    _, gradient, _ = NestedLoglik(nested_arrays(design.nested, False))(beta, s)
+    value, gradient, _ = NestedLoglik(nested_arrays(design.nested, False))(beta, s, sorted_outcome(design.nested))
     with pytest.raises(NotImplementedError, match="only the value"):
         pt.grad(gradient.sum(), beta)
+    y = pt.dvector("y")
+    value, _, _ = NestedLoglik(nested_arrays(design.nested, False))(beta, s, y)
+    with pytest.raises(NullTypeGradError, match="the outcome is data"):
+        pt.grad(value, y)
+
+
+def test_outcome_as_shared_data_equals_a_model_built_on_that_outcome():
+    """One compiled graph with the outcome in a shared variable gives, after set_value, the
+    log-likelihood of a design built on the new outcome."""
+    from bayesmeta.studies.simulation import with_outcome
+
+    model = MODELS["school (absorbed rows + districts)"]()
+    design = model.design
+    other = with_outcome(model, design.y + np.random.default_rng(4).normal(0, 0.3, design.n)).design
+    beta, s = pt.dvector("beta"), pt.dvector("s")
+    shared_y = pytensor.shared(sorted_outcome(design.nested))
+    f = pytensor.function([beta, s], nested_loglik(design, beta, s, outcome=shared_y))
+    g = pytensor.function([beta, s], nested_loglik(other, beta, s))
+    point = (np.array([0.1]), np.array([0.05, 0.02]))
+    before = f(*point)
+    shared_y.set_value(sorted_outcome(other.nested))
+    assert abs(f(*point) - g(*point)) < 1e-12 * abs(g(*point)) and abs(f(*point) - before) > 1e-3

@@ -223,7 +223,7 @@ def _correlations(param: Parameterization, prior_set: PriorSet) -> list:
 
 def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
                 restricted: bool = False, store_block_loglik: bool = False,
-                shared: SharedHyperparameters | None = None) -> pm.Model:
+                shared: SharedHyperparameters | None = None, outcome=None) -> pm.Model:
     """The PyMC model of a design under the given priors.
 
     Parameters
@@ -238,16 +238,19 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
         (moved to the ``log_likelihood`` group after sampling).
     shared : SharedHyperparameters, optional
         Take the priors' hyperparameters from shared variables, recorded here.
+    outcome : pytensor shared variable, optional
+        The outcome as data, so that one compiled model serves many outcome vectors
+        (nested designs; see :func:`bayesmeta.likelihood.graph.total_loglik`).
     """
     token = _SHARED.set(shared)
     try:
-        return _build_model(design, param, prior_set, restricted, store_block_loglik)
+        return _build_model(design, param, prior_set, restricted, store_block_loglik, outcome)
     finally:
         _SHARED.reset(token)
 
 
 def _build_model(design: Design, param: Parameterization, prior_set: PriorSet, restricted: bool,
-                 store_block_loglik: bool) -> pm.Model:
+                 store_block_loglik: bool, outcome) -> pm.Model:
     labels = param.component_labels()
     coords = {"term": list(design.coef_names), "block": np.arange(design.n_blocks)}
     coords.update({component_dim(family): names for family, names in labels.items()})
@@ -280,5 +283,5 @@ def _build_model(design: Design, param: Parameterization, prior_set: PriorSet, r
                   and not np.any(~np.isnan(np.concatenate(param.fixed_sd))))
         term_variances = pt.concatenate([sd ** 2 for sd in sds]) if simple else None
         pm.Potential("loglik", total_loglik(design, beta, G, restricted=restricted, variances=variances,
-                                            term_variances=term_variances))
+                                            term_variances=term_variances, outcome=outcome))
     return model
