@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pymc as pm
 import pytest
 from pymc_extras.prior import Prior
 
@@ -99,3 +100,11 @@ def test_nutpie_grid_compiles_once_per_family():
     tau2 = sens.table[sens.table.parameter == "tau2[row]"].set_index("prior").estimate
     assert tau2["narrow"] < 0.5 * tau2["wide"]  # the narrow prior's own hyperparameters were used
     assert set(sens.results[("wide", "NUTS")].idata.log_prior.data_vars) == {"beta", "tau"}
+    # the log prior, compiled once per family, is each prior set's own (PyMC's compute_log_prior on its model)
+    from bayesmeta.engines.bayes.pymc_model import build_model
+
+    for (idata, _), priors in zip(runs, grid.values()):
+        own = build_model(model.design, model.param, resolve_priors(model.design, model.param, priors))
+        expected = pm.compute_log_prior(idata, model=own, extend_inferencedata=False, progressbar=False)
+        for name in ("beta", "tau"):
+            np.testing.assert_allclose(idata.log_prior[name].values, expected[name].values, rtol=1e-12)

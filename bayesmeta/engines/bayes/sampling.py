@@ -11,6 +11,10 @@ import arviz as az
 import numpy as np
 import pymc as pm
 import xarray as xr
+from pymc.backends.arviz import (
+    apply_function_over_dataset,
+    coords_and_dims_for_inferencedata,
+)
 
 from ...design.build import Design
 from ...design.parameters import Parameterization
@@ -88,15 +92,17 @@ def nutpie_defaults(kwargs: dict) -> None:
     kwargs.setdefault("low_rank_modified_mass_matrix", True)  # nutpie's answer to correlations
 
 
-def _complete(idata, design: Design, param: Parameterization, model: pm.Model, loo: str | None, random_seed):
-    """Log-likelihoods (per row or block; none when ``loo`` is None), log prior, random effects, predictions."""
+def _complete(idata, design: Design, param: Parameterization, model: pm.Model, loo: str | None, random_seed,
+              log_prior: LogPrior | None = None):
+    """Log-likelihoods (per row or block; none when ``loo`` is None), log prior (by ``log_prior``, compiled
+    for the model when not given), random effects, predictions."""
     if loo == "cluster":
         loglik = idata.posterior["block_loglik"].rename("y")
         idata.add_groups(log_likelihood=loglik.to_dataset())
         idata.posterior = idata.posterior.drop_vars("block_loglik")
     elif loo == "row":
         add_row_log_likelihood(idata, design, param)
-    add_log_prior(idata, model)
+    (log_prior or LogPrior(model)).add_to(idata)
     add_random_effects_and_predictions(idata, design, param, random_seed)
     return idata
 
@@ -132,13 +138,15 @@ def sample_grid(design: Design, param: Parameterization, prior_sets: list, *, dr
     for members in groups.values():
         _, first, first_registry = members[0]
         compiled = nutpie_backend.compile_quietly(first, mode)
+        log_prior = LogPrior(first)  # takes each prior set's hyperparameters with the shared variables
         for position, (i, model, registry) in enumerate(members):
             first_registry.assign(registry)
             with pymc_logs(progressbar):
                 idata = nutpie_backend.sample_compiled(compiled, first, draws=draws, tune=tune, chains=chains,
                                                        cores=cores or 1, random_seed=random_seed,
                                                        progressbar=progressbar, **kwargs)
-            out[i] = (_complete(idata, design, param, model, loo if store else None, random_seed), int(position == 0))
+            out[i] = (_complete(idata, design, param, model, loo if store else None, random_seed, log_prior),
+                      int(position == 0))
             if done is not None:
                 done()
     return out
@@ -154,11 +162,33 @@ def add_row_log_likelihood(idata: az.InferenceData, design: Design, param: Param
     idata.add_groups(log_likelihood=xr.Dataset({"y": (("chain", "draw", "obs"), loglik)}, coords=coords))
 
 
-def add_log_prior(idata: az.InferenceData, model: pm.Model) -> None:
-    """The ``log_prior`` group (one variable per prior, as ``az.psens`` expects), in place."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        pm.compute_log_prior(idata, model=model, progressbar=False)
+class LogPrior:
+    """The elementwise log prior of a model's free variables, compiled once: the ``log_prior`` group of
+    :func:`pymc.compute_log_prior` (one variable per prior, as ``az.psens`` expects).
+
+    A model whose hyperparameters are shared variables
+    (:class:`~bayesmeta.engines.bayes.pymc_model.SharedHyperparameters`) is evaluated
+    with their current values, so one compiled function serves a whole prior grid.
+    """
+
+    def __init__(self, model: pm.Model):
+        from pymc.model.transform.conditioning import remove_value_transforms
+
+        untransformed = remove_value_transforms(model)  # the posterior holds untransformed values
+        self.names = [rv.name for rv in untransformed.free_RVs]
+        self.function = untransformed.compile_fn(inputs=untransformed.value_vars,
+                                                 outs=untransformed.logp(vars=untransformed.free_RVs, sum=False),
+                                                 on_unused_input="ignore")
+        self.coords, self.dims = coords_and_dims_for_inferencedata(untransformed)
+
+    def add_to(self, idata: az.InferenceData) -> None:
+        """Add the ``log_prior`` group to ``idata`` (its posterior draws), in place."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = apply_function_over_dataset(self.function, idata.posterior[self.names],
+                                                  output_var_names=self.names, sample_dims=("chain", "draw"),
+                                                  dims=self.dims, coords=self.coords, progressbar=False)
+        idata.add_groups({"log_prior": dataset})
 
 
 def sample_prior(design: Design, param: Parameterization, prior_set: PriorSet, draws: int, random_seed):
