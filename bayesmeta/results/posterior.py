@@ -231,7 +231,7 @@ class BayesResult:
         >>> post = school.fit("laplace", random_seed=1)  # or school.sample(...)
         >>> post.predict().round(3)
                     pred     se  ci_lb  ci_ub  pi_lb  pi_ub
-        new study  0.183  0.076  0.036  0.337 -0.412  0.763
+        new study  0.183  0.076  0.036  0.337 -0.411  0.764
         """
         if self.design is None or self.param is None:
             raise ValueError("predict needs the model's design: use a result of MetaModel.sample or fit.")
