@@ -16,7 +16,7 @@ from .design.build import Design, build_design
 from .design.columns import require_frame
 from .design.identifiability import find_non_identified
 from .design.parameters import Parameterization, build_parameterization
-from .design.scale_models import encode_scale_models
+from .design.scale_models import check_v_scale_identified, encode_scale_models, encode_v_scale
 from .engines.mode.moments import MOMENT_METHODS, fit_moments
 from .engines.mode.optimize import fit_mode
 from .errors import BoundaryWarning, IdentificationWarning, SpecificationError, warn
@@ -66,6 +66,21 @@ class MetaModel:
         a dict such as ``{"study": "~ w", "district": "~ v"}`` models levels of nested
         random intercepts, named by their innermost column (moderators must be
         constant within the groups of their level). See :mod:`bayesmeta.spec.scale_argument`.
+        With ``V=`` blocks (or random terms that are not nested intercepts) the modelled
+        levels must be random intercepts, e.g. ``V=blocks, scale="~ z"`` (drmTMB's
+        ``sigma ~ z`` with ``meta_V(V)``); see ``docs/coscale.md``.
+    V_scale : str, optional
+        A proportional (multiplicative) sampling-variance component: the known
+        sampling covariance is scaled to ``D^1/2 V D^1/2`` with
+        ``D = diag(exp(w_i' delta))``, ``w_i`` the row-level moderators of this
+        one-sided formula (``"~ 1"``: one common factor ``phi = exp(delta)``).
+        ``random=[]`` with ``V_scale="~ 1"`` is Stanley and Doucouliagos' unrestricted
+        weighted least squares (UWLS); ``random=None`` keeps the standard model's
+        additive row-level heterogeneity beside it (``tau^2 + phi v_i``), which is
+        identified only when the sampling variances differ between rows (or V has
+        covariances): with equal variances a SpecificationError is raised. The
+        coefficients are ``fit.delta`` (rows ``delta[...]`` of ``fit.table()``). ML and
+        REML only for now; see ``docs/coscale.md``.
     na_action : {"drop", "raise"}
         Drop rows with missing values (with a warning naming them) or raise.
     trusted : bool
@@ -91,11 +106,18 @@ class MetaModel:
     Intercept   -3.6011
     length       0.0472
     Name: alpha, dtype: float64
+
+    Unrestricted weighted least squares (multiplicative heterogeneity, no random effects):
+
+    >>> dat = bm.datasets.load("bcg")
+    >>> uwls = bm.MetaModel("logrr ~ 1", data=dat, vi="logrrvar", random=[], V_scale="~ 1").fit("ML")
+    >>> round(float(uwls.delta["Intercept"]), 4)  # log of the factor phi
+    2.4605
     """
 
     def __init__(self, formula: str, data: pd.DataFrame, *, vi=None, V=None, random=None,
-                 struct=None, fixed: dict | None = None, scale=None, na_action: str = "drop",
-                 trusted: bool = False):
+                 struct=None, fixed: dict | None = None, scale=None, V_scale: str | None = None,
+                 na_action: str = "drop", trusted: bool = False):
         if not isinstance(formula, str):
             raise SpecificationError(f"formula: expected a string such as 'yi ~ 1', got {type(formula).__name__}.")
         if random is None and struct is not None:
@@ -108,18 +130,24 @@ class MetaModel:
         self.struct = struct
         self.fixed = dict(fixed or {})
         self.scale = scale
+        self.V_scale = V_scale
         terms = None if random is None else parse_random(random, struct) if random != [] else ()
         self.terms = terms
         require_frame(data)
         scale_needs = {cite(key): scale_columns(f, cite(key), data.columns, trusted) for key, f in requested(scale)}
+        if V_scale is not None:
+            scale_needs["V_scale"] = scale_columns(V_scale, "V_scale", data.columns, trusted)
         self.design: Design = build_design(formula, data, vi=vi, V=V, terms=terms, na_action=na_action,
-                                           extra_columns=scale_needs, trusted=trusted)
-        scale_models = encode_scale_models(scale, self.design.encodings, data.iloc[self.design.positions],
-                                           self.design.obstacle_to_nested)
+                                           extra_columns=scale_needs, trusted=trusted, closed_form=V_scale is None)
+        used = data.iloc[self.design.positions]
+        scale_models = encode_scale_models(scale, self.design.encodings, used)
+        v_scale = encode_v_scale(V_scale, used)
+        if v_scale is not None:
+            check_v_scale_identified(self.design.V, self.design.encodings)
         typical_sd = float(np.sqrt(np.mean(self.design.V.diagonal())))
         not_identified = find_non_identified(self.design.encodings, scale_models)
         self.param: Parameterization = build_parameterization(self.design.terms, self.fixed, typical_sd,
-                                                              scale_models, not_identified)
+                                                              scale_models, not_identified, v_scale)
         for note in self.param.identification_notes():
             warn(note + ".", IdentificationWarning)
         n_parms = self.design.p + self.param.n_free
@@ -182,9 +210,9 @@ class MetaModel:
             raise SpecificationError(f"method: expected one of {', '.join(_METHODS + MOMENT_METHODS)}, 'MAP' or "
                                      f"'laplace', got {method!r}.")
         level = check_level(level)
-        if method == "FE" and self.param.has_scale:
-            raise SpecificationError("method: 'FE' sets every variance to zero, which a scale model cannot express; "
-                                     "fit the model without scale= instead.")
+        if method == "FE" and (self.param.has_scale or self.param.v_scale is not None):
+            raise SpecificationError("method: 'FE' sets every variance to zero, which a scale model (scale=, "
+                                     "V_scale=) cannot express; fit the model without it instead.")
         control = dict(control or {})
         unknown = set(control) - {"maxiter", "polish"}
         if unknown:
@@ -222,20 +250,28 @@ class MetaModel:
         if self.random is not None:
             raise SpecificationError(f"method: {method!r} estimates tau^2 of the standard model (random=None), as "
                                      "metafor's rma(); fit models with random terms by 'REML' or 'ML'.")
-        if self.param.has_scale:
-            raise SpecificationError(f"method: {method!r} cannot fit a location-scale model (scale=); use 'REML' "
-                                     "or 'ML', as metafor.")
+        if self.param.has_scale or self.param.v_scale is not None:
+            raise SpecificationError(f"method: {method!r} cannot fit a location-scale model (scale=, V_scale=); use "
+                                     "'REML' or 'ML', as metafor.")
         if control:
             raise SpecificationError(f"control: {sorted(control)} are settings of the ML/REML optimizer; method "
                                      f"{method!r} has none.")
 
+    def _require_bayes_support(self) -> None:
+        """Refuse, for now, models the Bayesian engine does not express (issue 17: ML/REML first)."""
+        if self.param.v_scale is not None:
+            raise SpecificationError("V_scale: the proportional sampling-variance model is fitted by ML/REML only for "
+                                     "now (fit('REML') or fit('ML')); the Bayesian engine does not express it yet.")
+
     def _priors(self, priors):
         """The resolved priors (imports the Bayesian engine's prior module, and so PyMC)."""
+        self._require_bayes_support()
         from .engines.bayes.priors import resolve_priors
 
         return resolve_priors(self.design, self.param, priors)
 
     def _fit_bayes_mode(self, method, test, level, priors, restricted, draws, random_seed):
+        self._require_bayes_support()
         from .engines.bayes import posterior_mode
 
         level = check_level(level)
@@ -458,5 +494,6 @@ class MetaModel:
 
     def __repr__(self) -> str:
         scale = f", scale={self.scale!r}" if self.scale is not None else ""
+        scale += f", V_scale={self.V_scale!r}" if self.V_scale is not None else ""
         return (f"MetaModel({self.formula!r}, random={self.random!r}, struct={self.struct!r}{scale}, "
                 f"k={self.design.n}, p={self.design.p})")

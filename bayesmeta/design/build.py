@@ -90,15 +90,6 @@ class Design:
     def logdet_xtx(self) -> float:
         return float(np.linalg.slogdet(self.X.T @ self.X)[1])
 
-    @property
-    def obstacle_to_nested(self) -> str | None:
-        """Why the nested closed form does not apply (None when it does)."""
-        if self.nested is not None:
-            return None
-        if any(st.size > 1 for st in self.V.stacks):
-            return "a V with covariances between rows"
-        return "random terms that are not nested random intercepts"
-
     def new_rows(self, newdata: pd.DataFrame) -> tuple[np.ndarray, list[np.ndarray]]:
         """Fixed-effects design (n, p) and per-term random-effect designs of new rows.
 
@@ -129,7 +120,8 @@ def _check_finite(values: np.ndarray, index, what: str) -> None:
 
 
 def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=None,
-                 na_action: str = "drop", extra_columns: dict | None = None, trusted: bool = False) -> Design:
+                 na_action: str = "drop", extra_columns: dict | None = None, trusted: bool = False,
+                 closed_form: bool = True) -> Design:
     """Encode a model specification on data.
 
     Parameters
@@ -148,6 +140,9 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
         scale formula): checked, and rows missing them dropped.
     trusted : bool
         Skip the check that formulas run no code (:func:`bayesmeta.spec.formulas.check_formula`).
+    closed_form : bool
+        Use the nested closed form where it applies; False keeps the batched blocks
+        (models whose V is scaled by parameters, ``V_scale=``).
 
     Returns
     -------
@@ -187,7 +182,7 @@ def build_design(formula: str, data: pd.DataFrame, *, vi=None, V=None, terms=Non
     encodings = encode_terms(terms, used)
     block_of_row = find_blocks(Vb, encodings, len(y), standard=terms is None)
     nested = None
-    if encodings and all(e.Z is None for e in encodings) and all(st.size == 1 for st in Vb.stacks):
+    if closed_form and encodings and all(e.Z is None for e in encodings) and all(st.size == 1 for st in Vb.stacks):
         nested = build_nested(X, y, Vb.diagonal(), [e.codes for e in encodings])
     largest = int(np.bincount(block_of_row).max())
     if nested is None and largest > DENSE_BLOCK_WARNING:

@@ -11,7 +11,11 @@ unconstrained vector ``theta`` of the free natural parameters:
   matrix, see :mod:`bayesmeta.spec.structures`);
 * the coefficients of a scale model (a level whose variance is log-linear in
   moderators, :mod:`bayesmeta.design.scale_models`), in place of that level's SD:
-  ``alpha = transform @ theta``, the coefficients of standardised moderators.
+  ``alpha = transform @ theta``, the coefficients of standardised moderators;
+* last, the coefficients of the proportional sampling-variance model
+  (``V_scale=``: V scaled by ``exp(w_i' delta)``), ``delta = transform @ theta``.
+
+:class:`Parameterization` is the one place that knows the layout of theta.
 """
 
 from __future__ import annotations
@@ -107,6 +111,10 @@ class Parameterization:
     not_identified : tuple of NotIdentified
         Components the data cannot identify (:mod:`bayesmeta.design.identifiability`),
         fixed here (or, for some UN correlations, only flagged).
+    v_scale : ScaleDesign or None
+        The proportional sampling-variance model (``V_scale=``, one group per row):
+        V is scaled to ``D^1/2 V D^1/2``, ``D = diag(exp(w_i' delta))``. Its
+        standardised coefficients are the last entries of theta.
     """
 
     terms: tuple
@@ -115,6 +123,7 @@ class Parameterization:
     fixed_rho: tuple
     scale_models: tuple = ()
     not_identified: tuple = ()
+    v_scale: object = None
 
     def identification_notes(self) -> list[str]:
         """One line per component the data cannot identify (empty when all are identified)."""
@@ -137,8 +146,33 @@ class Parameterization:
         return sum(sc.r for sc in self.scale_models if sc is not None)
 
     @property
+    def n_delta(self) -> int:
+        """Number of coefficients of the proportional sampling-variance model (0 without one)."""
+        return 0 if self.v_scale is None else self.v_scale.r
+
+    @property
     def n_free(self) -> int:
-        return sum(self.sizes())
+        return sum(self.sizes()) + self.n_delta
+
+    def delta_positions(self) -> np.ndarray:
+        """Positions in theta of the (standardised) coefficients of the sampling-variance model: the last ones."""
+        return np.arange(self.n_free - self.n_delta, self.n_free)
+
+    def delta_names(self) -> list[str]:
+        """Names of the coefficients of the sampling-variance model (columns of its formula)."""
+        return [] if self.v_scale is None else list(self.v_scale.names)
+
+    def delta(self, theta: np.ndarray) -> np.ndarray:
+        """The coefficients delta of the sampling-variance model at ``theta`` (empty without one)."""
+        if self.v_scale is None:
+            return np.zeros(0)
+        return self.v_scale.transform @ np.asarray(theta, dtype=float)[self.delta_positions()]
+
+    def v_multipliers(self, theta: np.ndarray) -> np.ndarray | None:
+        """Per row, the factor ``exp(w_i' delta)`` of its sampling variance (None without ``V_scale``)."""
+        if self.v_scale is None:
+            return None
+        return np.exp(self.v_scale.W_std @ np.asarray(theta, dtype=float)[self.delta_positions()])
 
     def sizes(self) -> list[int]:
         """Number of theta entries of every term."""
@@ -197,7 +231,7 @@ class Parameterization:
             sc = self.scale_of(k)
             if sc is not None:
                 names += [f"alpha[{next(alpha)}]" for _ in range(sc.r)]
-        return names
+        return names + [f"delta[{name}]" for name in self.delta_names()]
 
     def component_labels(self) -> dict[str, list[str]]:
         """Labels of every component (fixed ones included) by family, in term order
@@ -255,7 +289,8 @@ class Parameterization:
                 mask.append(theta[pos:pos + k] > sd_floor)
                 mask.append(t.structure.correlation.interior(finite(theta[pos + k:pos + size]), t.q, rho_limit))
             pos += size
-        return np.concatenate(mask) if mask else np.zeros(0, bool)
+        mask.append(np.ones(self.n_delta, bool))  # delta is unconstrained
+        return np.concatenate(mask)
 
     def natural(self, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
         """The (sd, rho) vectors of every term at ``theta``."""
@@ -279,11 +314,13 @@ class Parameterization:
             out.append((sd, rho))
         return out
 
-    def theta_from_natural(self, natural: list[tuple[np.ndarray, np.ndarray]], alpha=None) -> np.ndarray:
+    def theta_from_natural(self, natural: list[tuple[np.ndarray, np.ndarray]], alpha=None,
+                           delta=None) -> np.ndarray:
         """Inverse of :meth:`natural` (for starting values); an SD of 0 maps to -inf.
 
         ``alpha`` gives the scale coefficients of the terms with a scale model
-        (concatenated, as :meth:`alpha_names`); zero when omitted.
+        (concatenated, as :meth:`alpha_names`) and ``delta`` those of the
+        sampling-variance model; zero when omitted.
         """
         parts, alpha_pos = [], 0
         alpha = np.zeros(self.n_alpha) if alpha is None else np.asarray(alpha, dtype=float)
@@ -298,6 +335,9 @@ class Parameterization:
             free_r = np.isnan(fr)
             if free_r.any():
                 parts.append(t.structure.correlation.to_theta(np.asarray(rho), t.q))
+        if self.v_scale is not None:
+            delta = np.zeros(self.n_delta) if delta is None else np.asarray(delta, dtype=float)
+            parts.append(np.linalg.solve(self.v_scale.transform, delta))
         return np.concatenate(parts) if parts else np.zeros(0)
 
     def covariances(self, theta: np.ndarray) -> list[np.ndarray]:
@@ -306,17 +346,34 @@ class Parameterization:
         return [None if self.scale_of(k) is not None else t.structure.covariance(sd, rho, t.q)
                 for k, (t, (sd, rho)) in enumerate(zip(self.terms, self.natural(theta)))]
 
-    def gradient(self, theta: np.ndarray, dG: list[np.ndarray]) -> np.ndarray:
-        """Chain rule: from d(objective)/dG_k (q x q each) to d(objective)/dtheta.
+    def gradient(self, theta: np.ndarray, dG: list, dvariances: list | None = None,
+                 dlog_v: np.ndarray | None = None) -> np.ndarray:
+        """Chain rule: from derivatives in the covariance parameters to derivatives in theta.
 
-        Not for models with a scale model, whose likelihood gives d/dtheta directly
-        (through :meth:`group_variances`).
+        Parameters
+        ----------
+        theta : numpy.ndarray
+        dG : list
+            Per term, the derivative with respect to G_k (q x q), or None for a term
+            with a scale model.
+        dvariances : list, optional
+            Per term with a scale model, the derivatives (n_groups,) with respect to its
+            group variances ``v_g = exp(w_g' alpha)`` (None for the other terms).
+        dlog_v : numpy.ndarray, optional
+            With ``V_scale``: per row, the derivative with respect to the log of its
+            sampling-variance factor, ``eta_i = w_i' delta``.
         """
-        if self.has_scale:
-            raise ValueError("gradient(): the model has a scale model; use group_variances()")
         theta = np.asarray(theta, dtype=float)
         grad, pos = [], 0
-        for t, fs, fr, (sd, rho), H in zip(self.terms, self.fixed_sd, self.fixed_rho, self.natural(theta), dG):
+        for k, (t, fs, fr, (sd, rho), H, size) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho,
+                                                                self.natural(theta), dG, self.sizes())):
+            sc = self.scale_of(k)
+            if sc is not None:
+                W = sc.W_std
+                v = np.exp(W @ theta[pos:pos + size])
+                grad.append(W.T @ (v * dvariances[k]))
+                pos += size
+                continue
             d_sd, d_rho = t.structure.jacobian(sd, rho, t.q)
             free = np.isnan(fs)
             grad.append(np.einsum("kij,ij->k", d_sd, H)[free] * sd[free])  # d sd / d theta = sd
@@ -326,6 +383,8 @@ class Parameterization:
                 g_rho = np.einsum("kij,ij->k", d_rho, H)
                 grad.append(t.structure.correlation.theta_jacobian(theta[pos:pos + n], t.q).T @ g_rho)
                 pos += n
+        if self.v_scale is not None:
+            grad.append(self.v_scale.W_std.T @ dlog_v)
         return np.concatenate(grad) if grad else np.zeros(0)
 
 
@@ -367,7 +426,7 @@ def _fix_not_identified(notes, fixed_sd: list, fixed_rho: list) -> tuple:
 
 
 def build_parameterization(terms: tuple, fixed: dict | None, sd_unit: float,
-                           scale_models: tuple = (), not_identified: tuple = ()) -> Parameterization:
+                           scale_models: tuple = (), not_identified: tuple = (), v_scale=None) -> Parameterization:
     """Turn the user's ``fixed`` dict into per-term fixed SDs and correlations.
 
     Parameters
@@ -383,6 +442,8 @@ def build_parameterization(terms: tuple, fixed: dict | None, sd_unit: float,
     not_identified : tuple of NotIdentified, optional
         Components the data cannot identify (:func:`~bayesmeta.design.identifiability.find_non_identified`):
         those the user left free are fixed (variances and correlations at 0) and recorded.
+    v_scale : ScaleDesign, optional
+        The proportional sampling-variance model (``V_scale=``), one group per row.
     """
     if fixed is not None and not isinstance(fixed, dict):
         raise SpecificationError(f"fixed: expected a dict such as {{'sigma2': [None, 0.0]}}, got "
@@ -436,4 +497,4 @@ def build_parameterization(terms: tuple, fixed: dict | None, sd_unit: float,
         fixed_sd[k], fixed_rho[k] = np.zeros(0), np.zeros(0)
     applied = _fix_not_identified(not_identified, fixed_sd, fixed_rho)
     return Parameterization(tuple(terms), float(sd_unit), tuple(fixed_sd), tuple(fixed_rho), tuple(scale_models),
-                            applied)
+                            applied, v_scale)

@@ -103,7 +103,8 @@ def standardising_transform(W: np.ndarray) -> np.ndarray:
     return T
 
 
-def encode_scale(formula: str, data: pd.DataFrame, codes: np.ndarray, groups: tuple, label: str) -> ScaleDesign:
+def encode_scale(formula: str, data: pd.DataFrame, codes: np.ndarray, groups: tuple, label: str,
+                 where: str | None = None) -> ScaleDesign:
     """Encode one scale formula (already checked, see :func:`bayesmeta.spec.scale_argument.scale_columns`)
     as one row of moderators per group of a level.
 
@@ -119,6 +120,8 @@ def encode_scale(formula: str, data: pd.DataFrame, codes: np.ndarray, groups: tu
         Names of the groups, indexed by code.
     label : str
         The level's label, for messages.
+    where : str, optional
+        The argument named in messages (default ``scale ('<label>')``).
 
     Raises
     ------
@@ -126,7 +129,7 @@ def encode_scale(formula: str, data: pd.DataFrame, codes: np.ndarray, groups: tu
         If a moderator is not constant within some groups (naming them) or the
         moderators are rank deficient.
     """
-    where = f"scale ({label!r})"
+    where = where or f"scale ({label!r})"
     mm = encode(formula, data)
     rows = np.asarray(mm, dtype=float)
     names = list(mm.columns)
@@ -151,7 +154,7 @@ def encode_scale(formula: str, data: pd.DataFrame, codes: np.ndarray, groups: tu
     return ScaleDesign(label, formula, tuple(names), W, standardising_transform(W), mm.model_spec, tuple(groups))
 
 
-def encode_scale_models(scale, encodings, data: pd.DataFrame, obstacle: str | None) -> tuple:
+def encode_scale_models(scale, encodings, data: pd.DataFrame) -> tuple:
     """Per covariance term, the ScaleDesign of its variance or None (an empty tuple without scale models).
 
     Parameters
@@ -161,17 +164,63 @@ def encode_scale_models(scale, encodings, data: pd.DataFrame, obstacle: str | No
     encodings : tuple of TermEncoding
     data : pandas.DataFrame
         The rows the model uses.
-    obstacle : str or None
-        Why the model has no nested closed form (sampling variances and nested
-        random intercepts), which scale models need; None when it has one.
     """
     labels = [enc.term.label for enc in encodings]
     levels = resolve_levels(scale, labels, [enc.Z is None for enc in encodings])
     if not levels:
         return ()
-    if obstacle is not None:
-        raise SpecificationError(
-            "scale: location-scale models need sampling variances (vi=, or a diagonal V) and random intercepts "
-            f"whose levels are nested ('~ 1 | a/b'); this model has {obstacle}.")
     return tuple(encode_scale(levels[k], data, enc.codes, enc.groups, enc.term.label) if k in levels else None
                  for k, enc in enumerate(encodings))
+
+
+def encode_v_scale(formula: str | None, data: pd.DataFrame) -> ScaleDesign | None:
+    """The proportional sampling-variance model (``V_scale=``): one row of moderators per row, or None.
+
+    Parameters
+    ----------
+    formula : str or None
+        One-sided formula (already checked, see :func:`bayesmeta.spec.scale_argument.scale_columns`).
+    data : pandas.DataFrame
+        The rows the model uses.
+    """
+    if formula is None:
+        return None
+    return encode_scale(formula, data, np.arange(len(data)), tuple(map(str, data.index)), "V_scale",
+                        "V_scale")
+
+
+def check_v_scale_identified(V, encodings) -> None:
+    """Refuse a proportional sampling-variance model that a row-level random effect makes unidentifiable.
+
+    With a row-level random intercept (the standard model's heterogeneity, or a term
+    with one group per row) of variance tau_i^2, row i has marginal variance
+    ``tau_i^2 + exp(w_i' delta) v_i``. If V is diagonal with one common variance v,
+    the two components differ only through the functional form of their moderators
+    (with ``V_scale="~ 1"`` and a constant tau^2, not at all), so the model is refused.
+    Sampling variances that differ between rows, or covariances in V (scaled by the
+    factor but untouched by the random effect), identify it.
+
+    Parameters
+    ----------
+    V : BlockDiagonal
+        Sampling covariance of the rows used.
+    encodings : tuple of TermEncoding
+
+    Raises
+    ------
+    SpecificationError
+        Naming ``V_scale``.
+    """
+    n = V.n
+    row_level = [enc.term.label for enc in encodings if enc.Z is None and enc.term.n_groups == n]
+    if not row_level or n == 0:
+        return
+    covariances = any(np.any(s.mats[:, ~np.eye(s.size, dtype=bool)] != 0) for s in V.stacks if s.size > 1)
+    v = V.diagonal()
+    if covariances or np.ptp(v) > 1e-10 * np.max(np.abs(v)):
+        return
+    raise SpecificationError(
+        f"V_scale: every row has the same sampling variance ({v[0]:.6g}) and V has no covariances, so a factor "
+        f"exp(w_i' delta) on V cannot be told apart from the row-level heterogeneity {row_level[0]!r}; the model is "
+        "identified only when the sampling variances differ between rows. Drop V_scale, or the row-level random "
+        "effect (random=[] for unrestricted weighted least squares).")

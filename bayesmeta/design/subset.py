@@ -134,8 +134,9 @@ def matching_parameterization(param: Parameterization, design: Design) -> Parame
     Fixed components and the SD unit are kept. Location-scale models are refused:
     their scale designs are per group and are not subset here.
     """
-    if param.has_scale:
-        raise SpecificationError("Refits on changed rows are not available for location-scale models (scale=).")
+    if param.has_scale or param.v_scale is not None:
+        raise SpecificationError("Refits on changed rows are not available for location-scale models (scale=, "
+                                 "V_scale=).")
     if [t.label for t in param.terms] != [t.label for t in design.terms]:
         raise ValueError("matching_parameterization(): the design has other random terms")
     return replace(param, terms=design.terms)

@@ -51,7 +51,8 @@ def draw_random_effects(design: Design, beta: np.ndarray, G: list[np.ndarray],
     beta : numpy.ndarray (S, p)
         Fixed effects of S draws.
     G : list of numpy.ndarray (S, q_k, q_k)
-        Random-effect covariance of every covariance term, per draw.
+        Random-effect covariance of every covariance term, per draw; (S, n_groups)
+        group variances for a term with a scale model.
     rng : numpy.random.Generator
 
     Returns
@@ -179,7 +180,9 @@ class _BlockSampler:
             for Z, M, g, u0, c in zip(batch.Z, batch.M, G, prior, codes):
                 if Z is None:
                     r -= np.where(real, u0[:, c, 0], 0.0)
-                    S += M * g[:, 0, 0][:, None, None, None]
+                    # a scale model gives its groups' variances (S, n_groups)
+                    S += M * (np.where(real, g[:, c], 0.0)[..., None] if g.ndim == 2
+                              else g[:, 0, 0][:, None, None, None])
                 else:
                     r -= np.einsum("bmj,sbmj->sbm", Z, u0[:, c, :])
                     S += M * np.matmul(np.einsum("bmi,sij->sbmj", Z, g), np.swapaxes(Z, 1, 2)[None])
@@ -189,7 +192,8 @@ class _BlockSampler:
                 q = weighted.shape[-1]
                 flat = np.moveaxis(weighted.reshape(n_draws, B * m, q), 1, 0).reshape(B * m, n_draws * q)
                 pulled[k] += np.moveaxis((to_groups @ flat).reshape(-1, n_draws, q), 1, 0)
-        return [u0 + np.einsum("sgi,sij->sgj", z, g) for u0, z, g in zip(prior, pulled, G)]
+        return [u0 + (z * g[..., None] if g.ndim == 2 else np.einsum("sgi,sij->sgj", z, g))
+                for u0, z, g in zip(prior, pulled, G)]
 
 
 def simulate_outcomes(design: Design, beta: np.ndarray, G: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:

@@ -97,7 +97,8 @@ def conditional_moments(design: Design, param, theta: np.ndarray, groups: list[n
     if design.nested is not None:
         variances, _ = param.group_variances(theta)
         return _nested_moments(design, variances, groups)
-    return _block_moments(design, param.covariances(theta), groups, z)
+    variances = [v if param.scale_of(k) is not None else None for k, v in enumerate(param.group_variances(theta)[0])]
+    return _block_moments(design, param.covariances(theta), groups, z, variances, param.v_multipliers(theta))
 
 
 def prediction_error(result, X0: np.ndarray, moments: Moments) -> tuple[np.ndarray, np.ndarray]:
@@ -345,16 +346,22 @@ def _nested_moments(design: Design, variances: list[np.ndarray], groups: list[np
 
 # any other design: the independent blocks ------------------------------------------------------
 
-def _block_moments(design: Design, G: list[np.ndarray], groups: list[np.ndarray],
-                   z: list[np.ndarray | None]) -> Moments:
+def _block_moments(design: Design, G: list, groups: list[np.ndarray], z: list[np.ndarray | None],
+                   variances: list | None = None, v_factors: np.ndarray | None = None) -> Moments:
+    """The batched path; a term with ``G[k]`` None (a scale model) has one variance per group,
+    ``variances[k]``, and ``v_factors`` scale V (``V_scale=``), as in
+    :func:`bayesmeta.likelihood.profiled.marginal_covariance`."""
+    variances = variances or [None] * len(G)
+    row_variances = [None if v is None else v[enc.codes] for v, enc in zip(variances, design.encodings)]
     J = len(groups[0]) if groups else 0
     offset, slope, variance = np.zeros(J), np.zeros((J, design.p)), np.zeros(J)
     # per term: G_k z_jk (zero where term k does not enter t_j), and the block of every t_j's cluster
     weights, blocks = [], []
-    for enc, g, zk, Gk in zip(design.encodings, groups, z, G):
+    for enc, g, zk, Gk, v in zip(design.encodings, groups, z, G, variances):
         inside = g >= 0
         zk = np.ones((J, 1)) if zk is None else zk
-        weights.append(np.where(inside[:, None], zk @ Gk, 0.0))
+        Gz = zk * v[np.clip(g, 0, None)][:, None] if Gk is None else zk @ Gk
+        weights.append(np.where(inside[:, None], Gz, 0.0))
         variance += np.einsum("jq,jq->j", weights[-1], zk)
         _, first = np.unique(enc.codes, return_index=True)
         blocks.append(np.where(inside, design.block_of_row[first][np.clip(g, 0, None)], -1))
@@ -381,7 +388,7 @@ def _block_moments(design: Design, G: list[np.ndarray], groups: list[np.ndarray]
             same = (codes[b] == g[j][:, None]) & (g[j] >= 0)[:, None]
             value = w[j][:, :1] if Zb is None else np.einsum("pmq,pq->pm", Zb[b], w[j])
             C[b, :, column] += same * value
-        S = np.linalg.solve(marginal_covariance(batch, G), C)
+        S = np.linalg.solve(marginal_covariance(batch, G, row_variances, v_factors), C)
         np.add.at(offset, j, np.einsum("bm,bmc->bc", batch.y, S)[b, column])
         np.add.at(slope, j, np.einsum("bmp,bmc->bcp", batch.X, S)[b, column])
         np.add.at(variance, j, -np.einsum("bmc,bmc->bc", C, S)[b, column])

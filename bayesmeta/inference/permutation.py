@@ -244,6 +244,9 @@ def permutation_test(fit, n: int = 1000, random_seed=None, *, part: str = "both"
     """
     if getattr(fit, "method", None) not in ("ML", "REML") or not fit.param.has_scale:
         raise SpecificationError("permutation_test: needs an ML or REML fit of a location-scale model.")
+    if fit.design.nested is None or fit.param.v_scale is not None:
+        raise SpecificationError("permutation_test: not available yet for location-scale models with V= blocks, "
+                                 "random terms other than nested intercepts, or V_scale=.")
     if part not in ("both", "scale", "location"):
         raise SpecificationError(f"part: expected 'both', 'scale' or 'location', got {part!r}.")
     if not isinstance(n, (int, np.integer)) or n < 2:

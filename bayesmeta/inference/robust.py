@@ -149,15 +149,10 @@ def batches_by(design, groups: np.ndarray) -> tuple[Batch, ...]:
 def block_covariances(fit, batch: Batch) -> np.ndarray:
     """The marginal covariance Sigma at the fit's estimates for every block of a batch (padding: identity)."""
     param, theta = fit.param, fit.estimate.theta
-    if not param.has_scale:
-        return marginal_covariance(batch, param.covariances(theta))
-    # location-scale models: random intercepts with one variance per group
-    S = batch.V.copy()
-    real = batch.rows >= 0
-    safe = np.where(real, batch.rows, 0)
-    for enc, mask, v in zip(fit.design.encodings, batch.M, param.group_variances(theta)[0]):
-        S += mask * np.where(real, v[enc.codes[safe]], 0.0)[:, :, None]
-    return S
+    # location-scale models: random intercepts with one variance per group; V_scale: V scaled by row factors
+    row_variances = [v[enc.codes] if param.scale_of(k) is not None else None
+                     for k, (enc, v) in enumerate(zip(fit.design.encodings, param.group_variances(theta)[0]))]
+    return marginal_covariance(batch, param.covariances(theta), row_variances, param.v_multipliers(theta))
 
 
 def inverse_sqrt(mats: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:

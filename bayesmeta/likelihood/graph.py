@@ -130,14 +130,23 @@ def _factor_and_solve(S, b, extra, m: int):
     return logdet, (z ** 2).sum(axis=1), solved
 
 
-def _batched_logp(design: Design, beta, G: list, restricted: bool):
-    """Per-block log-likelihood (and X' Sigma^-1 X) over padded batches of blocks."""
+def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=None):
+    """Per-block log-likelihood (and X' Sigma^-1 X) over padded batches of blocks.
+
+    ``variances`` (scale models): per term, None or the vector of its groups' variances,
+    used instead of ``G`` (pairs of rows in one group share their group's variance).
+    """
     parts, ids = [], []
     A = 0.0
+    per_group = variances or [None] * len(G)
     for batch in design.batches:
         S = pt.as_tensor_variable(batch.V)
-        for Z, M, Gk in zip(batch.Z, batch.M, G):
-            if Z is None:
+        real = batch.rows >= 0
+        safe = np.where(real, batch.rows, 0)
+        for Z, M, Gk, v, enc in zip(batch.Z, batch.M, G, per_group, design.encodings):
+            if v is not None:
+                S = S + M * (v[enc.codes[safe]] * real)[:, :, None]
+            elif Z is None:
                 S = S + M * Gk[0, 0]
             else:
                 S = S + M * pt.matmul(pt.matmul(Z, Gk), np.swapaxes(Z, 1, 2))
@@ -167,7 +176,7 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False, varian
         Also return the restricted (REML) term.
     variances : list, optional
         Location-scale models: per term, None or the pytensor vector of the
-        variances of its groups, ``exp(W alpha)`` (nested closed form only).
+        variances of its groups, ``exp(W alpha)``.
 
     Returns
     -------
@@ -177,7 +186,7 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False, varian
     if design.nested is not None:
         logp, ids, A = _nested_logp(design, beta, G, restricted, variances)
     elif design.batches:
-        logp, ids, A = _batched_logp(design, beta, G, restricted)
+        logp, ids, A = _batched_logp(design, beta, G, restricted, variances)
     else:  # no random effects and no batches: cannot happen (batches are always built otherwise)
         raise ValueError("design has neither batches nor a nested closed form")
     order = np.argsort(ids)

@@ -15,18 +15,26 @@ from .nested import evaluate_nested, evaluate_nested_groups
 from .profiled import Evaluation, evaluate_batches
 
 
-def evaluate(design: Design, G: list[np.ndarray], reml: bool, gradient: bool = False,
-             logdet_xtx: float | None = None) -> Evaluation:
+def evaluate(design: Design, G: list, reml: bool, gradient: bool = False,
+             logdet_xtx: float | None = None, variances: list | None = None,
+             v_factors: np.ndarray | None = None) -> Evaluation:
     """Profiled (restricted) log-likelihood at random-effect covariances ``G`` (one per term).
 
     ``gradient`` asks for d loglik / d G_k; ``logdet_xtx`` (the REML constant
-    log|X'X|) is computed when not given.
+    log|X'X|) is computed when not given. On the batched path (``design.nested``
+    None), a term with ``G[k]`` None has one variance per group, ``variances[k]``
+    (n_groups,), and ``v_factors`` (n,) scales the sampling covariance to
+    D^1/2 V D^1/2 (see :func:`bayesmeta.likelihood.profiled.evaluate_batches`).
     """
     if logdet_xtx is None:
         logdet_xtx = design.logdet_xtx if reml else 0.0
     if design.nested is not None:
         return evaluate_nested(design.nested, G, design.n, design.p, logdet_xtx, reml, gradient)
-    return evaluate_batches(list(design.batches), G, design.n, design.p, logdet_xtx, reml, gradient)
+    row_variances = None
+    if variances is not None:
+        row_variances = [None if v is None else np.asarray(v)[enc.codes] for v, enc in zip(variances, design.encodings)]
+    return evaluate_batches(list(design.batches), G, design.n, design.p, logdet_xtx, reml, gradient,
+                            row_variances, v_factors)
 
 
 def evaluate_groups(design: Design, variances: list[np.ndarray], reml: bool,

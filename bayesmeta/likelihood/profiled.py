@@ -12,6 +12,10 @@ is the elementwise product, M_k marks pairs of rows sharing a group of term k):
     REML: l_R = -1/2 [ (n-p) log 2pi - log|X'X| + log|X' Sigma^-1 X| + sum log|Sigma| + sum r' Sigma^-1 r ]
 
 with r = y - X b and b the GLS estimate (Sera et al. 2019, eqs. 2-3).
+
+A random intercept with one variance per group (a scale model, v_g = exp(w_g' alpha))
+adds M_k o v_{g(i)} instead, and a proportional sampling-variance model (``V_scale``)
+replaces V by D^1/2 V D^1/2, D = diag(exp(w_i' delta)).
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ class Evaluation:
     ``dG`` holds d loglik / d G_k per covariance term; ``dtheta`` the derivatives
     along given directions (the model's parameters), when the evaluation was asked
     for them instead, and ``hessian`` the exact second derivatives along them.
+    With per-row variances (batched path): ``drows`` per such term, (n,), the sum
+    over its row pairs (i, j) sharing a group of d loglik / d Sigma_ij, by row i
+    (summed over a group's rows: d loglik / d v_g); ``dlog_v`` (n,), d loglik / d eta_i
+    for sampling-variance factors exp(eta_i).
     """
 
     loglik: float
@@ -41,13 +49,39 @@ class Evaluation:
     dG: list | None
     dtheta: np.ndarray | None = None
     hessian: np.ndarray | None = None
+    drows: list | None = None
+    dlog_v: np.ndarray | None = None
 
 
-def marginal_covariance(batch: Batch, G: list[np.ndarray]) -> np.ndarray:
-    """Sigma = V + sum_k M_k o (Z_k G_k Z_k') for every block of the batch."""
-    S = batch.V.copy()
-    for Z, M, Gk in zip(batch.Z, batch.M, G):
-        if Z is None:
+def by_row(batch: Batch, values: np.ndarray, pad: float) -> np.ndarray:
+    """Per-row ``values`` (n,) laid out as the batch's (B, m) entries, ``pad`` on padding."""
+    return np.where(batch.rows >= 0, values[np.maximum(batch.rows, 0)], pad)
+
+
+def marginal_covariance(batch: Batch, G: list, row_variances: list | None = None,
+                        v_factors: np.ndarray | None = None) -> np.ndarray:
+    """Sigma = D^1/2 V D^1/2 + sum_k M_k o (Z_k G_k Z_k') for every block of the batch.
+
+    Parameters
+    ----------
+    batch : Batch
+    G : list
+        Per covariance term, its q x q matrix, or None for a random intercept with one
+        variance per group, given by ``row_variances[k]``.
+    row_variances : list, optional
+        Per term with ``G[k]`` None, the variance of every row's group (n,).
+    v_factors : numpy.ndarray, optional
+        Per row, the factor d_i of its sampling variance (D = diag(d); None: D = I).
+    """
+    if v_factors is None:
+        S = batch.V.copy()
+    else:
+        f = np.sqrt(by_row(batch, v_factors, 1.0))
+        S = batch.V * f[:, :, None] * f[:, None, :]
+    for k, (Z, M, Gk) in enumerate(zip(batch.Z, batch.M, G)):
+        if Gk is None:
+            S += M * by_row(batch, row_variances[k], 0.0)[:, :, None]
+        elif Z is None:
             S += M * Gk[0, 0]
         else:
             S += M * np.matmul(Z @ Gk, np.swapaxes(Z, 1, 2))
@@ -58,8 +92,9 @@ class NotPositiveDefinite(ArithmeticError):
     """A marginal covariance block is not positive definite at these parameters."""
 
 
-def evaluate_batches(batches: list[Batch], G: list[np.ndarray], n: int, p: int, logdet_xtx: float,
-             reml: bool, gradient: bool = False) -> Evaluation:
+def evaluate_batches(batches: list[Batch], G: list, n: int, p: int, logdet_xtx: float,
+                     reml: bool, gradient: bool = False, row_variances: list | None = None,
+                     v_factors: np.ndarray | None = None) -> Evaluation:
     """Profiled (restricted) log-likelihood at covariance matrices ``G``.
 
     Parameters
@@ -74,7 +109,10 @@ def evaluate_batches(batches: list[Batch], G: list[np.ndarray], n: int, p: int, 
     reml : bool
         Restricted (True) or full (False) likelihood.
     gradient : bool
-        Also return d l / d G_k (q x q each).
+        Also return d l / d G_k (q x q each; for terms with ``G[k]`` None the
+        evaluation's ``drows``, and with ``v_factors`` its ``dlog_v``).
+    row_variances, v_factors : optional
+        Per-group variances and sampling-variance factors, as for :func:`marginal_covariance`.
 
     Raises
     ------
@@ -86,7 +124,7 @@ def evaluate_batches(batches: list[Batch], G: list[np.ndarray], n: int, p: int, 
     c = np.zeros(p)
     logdet = 0.0
     for batch in batches:
-        S = marginal_covariance(batch, G)
+        S = marginal_covariance(batch, G, row_variances, v_factors)
         try:
             L = np.linalg.cholesky(S)
         except np.linalg.LinAlgError as err:
@@ -101,7 +139,9 @@ def evaluate_batches(batches: list[Batch], G: list[np.ndarray], n: int, p: int, 
     A_inv = np.linalg.inv(A)
     beta = A_inv @ c
     quad = 0.0
-    dG = [np.zeros((g.shape[0], g.shape[0])) for g in G] if gradient else None
+    dG = [None if g is None else np.zeros((g.shape[0], g.shape[0])) for g in G] if gradient else None
+    drows = [None if g is not None or not gradient else np.zeros(n) for g in G]
+    dlog_v = np.zeros(n) if gradient and v_factors is not None else None
     for batch, (W, WX, Wy) in zip(batches, cache):
         Wr = Wy - WX @ beta
         r = batch.y - batch.X @ beta
@@ -110,17 +150,24 @@ def evaluate_batches(batches: list[Batch], G: list[np.ndarray], n: int, p: int, 
             Q = -0.5 * W + 0.5 * Wr[:, :, None] * Wr[:, None, :]
             if reml:
                 Q += 0.5 * np.matmul(WX @ A_inv, np.swapaxes(WX, 1, 2))
+            real = batch.rows >= 0
             for k, (Z, M) in enumerate(zip(batch.Z, batch.M)):
                 QM = Q * M
-                dG[k] += QM.sum() if Z is None else np.einsum("bmi,bmn,bnj->ij", Z, QM, Z)
+                if G[k] is None:  # d l / d v_g = sum of Q_ij over the pairs of rows in group g
+                    drows[k][batch.rows[real]] += QM.sum(axis=2)[real]
+                else:
+                    dG[k] += QM.sum() if Z is None else np.einsum("bmi,bmn,bnj->ij", Z, QM, Z)
+            if dlog_v is not None:  # d Sigma_ik / d eta_i = Vs_ik / 2 (i != k), Vs_ii (i = k)
+                f = np.sqrt(by_row(batch, v_factors, 1.0))
+                dlog_v[batch.rows[real]] += (Q * batch.V * f[:, :, None] * f[:, None, :]).sum(axis=2)[real]
     if reml:
         _, logdet_a = np.linalg.slogdet(A)
         ll = -0.5 * ((n - p) * LOG_2PI - logdet_xtx + logdet_a + logdet + quad)
     else:
         ll = -0.5 * (n * LOG_2PI + logdet + quad)
     if gradient:
-        dG = [np.atleast_2d(d) for d in dG]
-    return Evaluation(float(ll), float(quad), beta, A_inv, dG)
+        dG = [None if d is None else np.atleast_2d(d) for d in dG]
+    return Evaluation(float(ll), float(quad), beta, A_inv, dG, drows=drows if gradient else None, dlog_v=dlog_v)
 
 
 def profiled(T: np.ndarray, logdet: float, n: int, p: int, logdet_xtx: float, reml: bool) -> Evaluation:

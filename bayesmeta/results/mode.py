@@ -92,6 +92,14 @@ class ModeResult:
         Their Wald intervals and covariance matrix.
     drifting : list of str
         Scale coefficients drifting to +-infinity (their SEs are NaN).
+    delta, delta_se, delta_zval, delta_pval : pandas.Series
+        Models with a proportional sampling-variance component (``V_scale=``): its
+        coefficients (V multiplied by ``exp(w_i' delta)``), indexed by the columns of
+        the ``V_scale`` formula, with SEs from the inverse Hessian of the
+        (restricted) log-likelihood.
+    delta_ci, delta_vcov : pandas.DataFrame
+        Their Wald intervals (z, or t on k - p - r degrees of freedom with ``test="t"``)
+        and covariance matrix.
     """
 
     design: Design = field(repr=False)
@@ -219,7 +227,8 @@ class ModeResult:
         sigma2[district/study]    0.0327  0.0111  0.0163  0.0628
         """
         parts = [_labelled("beta", self.coef, self.se, self.ci), _labelled("alpha", self.alpha, self.alpha_se,
-                                                                           self.alpha_ci)]
+                                                                           self.alpha_ci),
+                 _labelled("delta", self.delta, self.delta_se, self.delta_ci)]
         parts.append(component_table(self, self._interval_cache))
         return pd.concat([p for p in parts if len(p)])
 
@@ -261,6 +270,44 @@ class ModeResult:
     @cached_property
     def alpha_ci(self) -> pd.DataFrame:
         lower, upper = wald_interval(self.alpha, self.alpha_se, self.level, self.alpha_df)
+        return pd.DataFrame({"ci_lb": lower, "ci_ub": upper})
+
+    # the proportional sampling-variance model (V_scale=) ------------------
+
+    @cached_property
+    def delta(self) -> pd.Series:
+        """Coefficients of ``V_scale=``: V is multiplied by ``exp(w_i' delta)`` (empty without one)."""
+        return pd.Series(self.param.delta(self.estimate.theta), index=self.param.delta_names(), name="delta",
+                         dtype=float)
+
+    @cached_property
+    def delta_vcov(self) -> pd.DataFrame:
+        """Covariance of the coefficients of ``V_scale=`` (inverse Hessian of the (restricted) log-likelihood)."""
+        names = self.param.delta_names()
+        values = self.estimate.delta_vcov if self.estimate.delta_vcov is not None else np.zeros((0, 0))
+        return pd.DataFrame(values, index=names, columns=names)
+
+    @cached_property
+    def delta_se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.delta_vcov)), index=self.delta.index, name="se", dtype=float)
+
+    @property
+    def delta_df(self) -> float:
+        """Degrees of freedom of the tests of delta (k - p - r for t-tests, inf for z)."""
+        return float(self.k - self.p - self.param.n_delta) if self.test != "z" else np.inf
+
+    @cached_property
+    def delta_zval(self) -> pd.Series:
+        return (self.delta / self.delta_se).rename("tval" if self.test != "z" else "zval")
+
+    @cached_property
+    def delta_pval(self) -> pd.Series:
+        return pd.Series(two_sided_p(self.delta_zval, self.delta_df), index=self.delta.index, name="pval",
+                         dtype=float)
+
+    @cached_property
+    def delta_ci(self) -> pd.DataFrame:
+        lower, upper = wald_interval(self.delta, self.delta_se, self.level, self.delta_df)
         return pd.DataFrame({"ci_lb": lower, "ci_ub": upper})
 
     def predict_variance(self, newdata: pd.DataFrame | None = None, term: str | None = None,
@@ -358,7 +405,7 @@ class ModeResult:
         """
         return permutation_test(self, n, random_seed, part=part, term=term, exact=exact, progressbar=progressbar)
 
-    def refit(self, design: Design | None = None, param: Parameterization | None = None) -> "ModeResult":
+    def refit(self, design: Design | None = None, param: Parameterization | None = None) -> ModeResult:
         """The same method, test and level on another design or parameterisation (e.g. permuted data)."""
         design = self.design if design is None else design
         param = self.param if param is None else param
@@ -762,7 +809,9 @@ class ModeResult:
 
     @property
     def is_location_scale(self) -> bool:
-        return self.param.has_scale
+        """Whether a variance has a scale model (``scale=``) or V is scaled (``V_scale=``): the standard
+        model's Q-based statistics (Q-profile interval, ``se_tau2``, metafor's I^2) then do not apply."""
+        return self.param.has_scale or self.param.v_scale is not None
 
     def check(self) -> CheckReport:
         """Diagnostics to read before interpreting the fit (issue 16; drmTMB's ``check_drm``).

@@ -63,6 +63,8 @@ def _numbers(values, digits: int) -> list[str]:
 
 def kind_of(fit) -> str:
     """metafor's name of the model: random-effects, multivariate, fixed-effects or location-scale."""
+    if fit.param.v_scale is not None and not len(fit.param.terms):
+        return "Multiplicative-Heterogeneity Model"  # V_scale= without random effects (UWLS)
     if fit.is_location_scale:
         return "Location-Scale Model" if fit.is_standard else "Multilevel Location-Scale Model"
     if fit.method == "FE" or not len(fit.param.terms):
@@ -115,7 +117,7 @@ def _heterogeneity_lines(fit) -> list[str]:
 
 def _sections(fit, digits: int) -> list[tuple[str, object]]:
     """A summary of an ML/REML fit as (title, DataFrame or list of text lines) pairs, in order."""
-    scale = fit.is_location_scale
+    scale = fit.param.has_scale
     head = [f"{kind_of(fit)} (k = {fit.k}; method: {_TITLES.get(fit.method, fit.method)})"]
     if len(fit.rows_dropped):
         head.append(f"({len(fit.rows_dropped)} row(s) with missing values dropped)")
@@ -134,6 +136,10 @@ def _sections(fit, digits: int) -> list[tuple[str, object]]:
         levels = ", ".join(f"{sc.label}: log variance {sc.formula}" for sc in fit.param.scale_models if sc is not None)
         out.append((f"Model Results (Scale; {levels}):",
                     coefficient_table(fit.alpha, fit.alpha_se, fit.alpha_zval, fit.alpha_pval, fit.alpha_ci, stat,
+                                      digits)))
+    if fit.param.v_scale is not None:
+        out.append((f"Sampling-Variance Factor (V_scale; log factor {fit.param.v_scale.formula}):",
+                    coefficient_table(fit.delta, fit.delta_se, fit.delta_zval, fit.delta_pval, fit.delta_ci, stat,
                                       digits)))
     notes = []
     if fit.boundary:

@@ -122,12 +122,14 @@ def test_scale_specification_errors(kwargs, message):
         bm.MetaModel("logrr ~ ablat", data=_bcg(), vi="logrrvar", **kwargs)
 
 
-def test_scale_needs_diagonal_sampling_covariance():
+def test_scale_with_covariances_in_v_uses_the_batched_path():
+    # issue 17: a V with covariances no longer refuses scale=; the likelihood is checked against a dense
+    # density in tests/likelihood/test_coscale_blocks.py
     dat = _bcg()
     V = np.diag(dat["logrrvar"].to_numpy())
     V[0, 1] = V[1, 0] = 0.01
-    with pytest.raises(bm.SpecificationError, match="a V with covariances between rows"):
-        bm.MetaModel("logrr ~ ablat", data=dat, V=V, scale="~ alloc")
+    model = bm.MetaModel("logrr ~ ablat", data=dat, V=V, scale="~ alloc")
+    assert model.design.nested is None and model.param.has_scale
     with pytest.raises(bm.SpecificationError, match="'FE' sets every variance to zero"):
         bm.MetaModel("logrr ~ ablat", data=dat, vi="logrrvar", scale="~ alloc").fit("FE")
 

@@ -19,8 +19,8 @@ of S is estimated as zero.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -121,3 +121,21 @@ def find_drift(param, theta: np.ndarray, loglik: Callable[[np.ndarray], float], 
                            tuple(float(v) for v in direction / np.linalg.norm(direction))))
     return tuple(found)
 
+
+#: A sampling-variance factor exp(w_i' delta) below this counts as drifting to zero.
+NEGLIGIBLE_FACTOR = 1e-6
+
+
+def delta_drift(param, theta: np.ndarray) -> str | None:
+    """A message when the sampling-variance factors of ``V_scale=`` head for zero (delta -> -infinity), else None.
+
+    This happens when a random effect beside the factor takes all the heterogeneity
+    and more (the data want less than the known sampling variance): the estimates
+    and SEs of delta then mean nothing.
+    """
+    factors = param.v_multipliers(theta)
+    if factors is None or factors.min() >= NEGLIGIBLE_FACTOR:
+        return None
+    small = int(np.sum(factors < NEGLIGIBLE_FACTOR))
+    return (f"delta ({', '.join(param.delta_names())}): the sampling-variance factor exp(w' delta) of {small} row(s) "
+            f"is below {NEGLIGIBLE_FACTOR:g} (drifting to zero); these estimates and their SEs are not meaningful")

@@ -3,12 +3,15 @@
 Designs with the nested closed form (nested random intercepts with diagonal V,
 with or without scale models) are evaluated with one variance per group and
 derivatives straight in theta, to second order when asked: their Hessian is
-exact (:meth:`Objective.hessian`). Other designs give the analytic gradient, and
-their Hessian comes from finite differences of it
+exact (:meth:`Objective.hessian`). Other designs (block V, structured terms, the
+proportional sampling-variance model ``V_scale``, scale models beside them) give
+the analytic gradient, and their Hessian comes from finite differences of it
 (:func:`bayesmeta.engines.mode.curvature.hessian`).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -96,7 +99,7 @@ class Objective:
         """
         theta = finite(theta)
         if self.design.nested is None:
-            return evaluate(self.design, self.param.covariances(theta), self.reml, gradient, self.logdet_xtx)
+            return self._evaluate_batches(theta, gradient)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # extreme alphas: checked below
             variances, jacobians, second = term_variances(self.param, theta, 2 if hessian else int(gradient))
             ev = evaluate_groups(self.design, variances, self.reml, jacobians, self.logdet_xtx, second)
@@ -104,6 +107,29 @@ class Objective:
         if not (np.isfinite(ev.loglik) and all(np.all(np.isfinite(v)) for v in derivatives)):
             raise NotPositiveDefinite("variances out of range")
         return ev
+
+    def _evaluate_batches(self, theta: np.ndarray, gradient: bool) -> Evaluation:
+        """The batched path; with scale models or ``V_scale``, the gradient in theta as ``dtheta``."""
+        param = self.param
+        G = param.covariances(theta)
+        if not param.has_scale and param.v_scale is None:
+            return evaluate(self.design, G, self.reml, gradient, self.logdet_xtx)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # extreme coefficients: checked below
+            variances = [v if param.scale_of(k) is not None else None
+                         for k, v in enumerate(param.group_variances(theta)[0])]
+            factors = param.v_multipliers(theta)
+            finite_parts = [v for v in variances if v is not None] + ([] if factors is None else [factors])
+            if not all(np.all(np.isfinite(v) & (v > 0)) for v in finite_parts):
+                raise NotPositiveDefinite("variances out of range")
+            ev = evaluate(self.design, G, self.reml, gradient, self.logdet_xtx, variances, factors)
+        if not gradient:
+            return ev
+        dvariances = [None if d is None else np.bincount(enc.codes, weights=d, minlength=enc.term.n_groups)
+                      for d, enc in zip(ev.drows, self.design.encodings)]
+        dtheta = param.gradient(theta, ev.dG, dvariances, ev.dlog_v)
+        if not np.all(np.isfinite(dtheta)):
+            raise NotPositiveDefinite("variances out of range")
+        return replace(ev, dtheta=dtheta)
 
     def loglik(self, theta: np.ndarray) -> float:
         """The log-likelihood (-inf where it is not defined)."""

@@ -30,8 +30,9 @@ from ...likelihood.marginal import evaluate
 from ...likelihood.profiled import Evaluation, NotPositiveDefinite
 from .centring import outcome_centred
 from .curvature import hessian
+from .drift import delta_drift
 from .objective import Objective
-from .scale_covariance import scale_inference
+from .scale_covariance import coefficient_inference
 
 #: Largest Newton step in theta (log-SD units: a factor e^2 in an SD).
 MAX_NEWTON_STEP = 2.0
@@ -43,7 +44,8 @@ class ModeEstimate:
 
     ``alpha_vcov`` (covariance of the scale coefficients; with drifting ones,
     that of the projection orthogonal to the drift directions) and ``drift``
-    (:class:`~bayesmeta.engines.mode.drift.Drift` records) are set for location-scale models.
+    (:class:`~bayesmeta.engines.mode.drift.Drift` records) are set for location-scale models,
+    ``delta_vcov`` (covariance of the coefficients of ``V_scale=``) for models with one.
     """
 
     method: str
@@ -58,6 +60,7 @@ class ModeEstimate:
     beta_fixed: np.ndarray
     alpha_vcov: np.ndarray | None = None
     drift: tuple = ()
+    delta_vcov: np.ndarray | None = None
 
 
 def _start(design: Design, param: Parameterization) -> np.ndarray:
@@ -75,6 +78,7 @@ def _start(design: Design, param: Parameterization) -> np.ndarray:
     # scale models: the same variance for every group (least squares in the log-variance)
     alpha = [np.linalg.lstsq(sc.W, np.full(len(sc.W), np.log(total / n_var)), rcond=None)[0]
              for sc in param.scale_models if sc is not None]
+    # V_scale: the sampling variances as given (a factor of 1)
     return param.theta_from_natural(natural, np.concatenate(alpha) if alpha else None)
 
 
@@ -285,8 +289,13 @@ def _result(objective: Objective, method: str, theta: np.ndarray, decrement: flo
             ConvergenceWarning)
     natural = param.natural(finite(theta))
     natural = [(np.where(sd < param.sd_unit * np.exp(-700), 0.0, sd), rho) for sd, rho in natural]
-    alpha_vcov, drift = scale_inference(objective, theta) if param.has_scale else (None, ())
+    alpha_vcov, delta_vcov, drift = None, None, ()
+    if param.has_scale or param.v_scale is not None:
+        alpha_vcov, delta_vcov, drift = coefficient_inference(objective, theta)
     for d in drift:
         warn(f"{method}: {d}.", DriftWarning)
+    drifting_delta = delta_drift(param, finite(theta))
+    if drifting_delta:
+        warn(f"{method}: {drifting_delta}.", DriftWarning)
     return ModeEstimate(method, theta, natural, ev, converged, message, n_iter, gnorm, fe.quad, fe.beta,
-                        alpha_vcov, drift)
+                        alpha_vcov if param.has_scale else None, drift, delta_vcov)

@@ -1,4 +1,5 @@
-"""The covariance of the scale coefficients of a location-scale model, and their drift.
+"""The covariance of the scale coefficients of a location-scale model (and of the coefficients of the
+proportional sampling-variance model, ``V_scale=``), and their drift.
 
 At an ML/REML estimate (or a posterior mode) the scale coefficients get the
 inverse Hessian of the negative (restricted) log-likelihood, as metafor's
@@ -27,22 +28,35 @@ def scale_inference(objective: Objective, theta: np.ndarray,
     (:func:`bayesmeta.engines.mode.curvature.covariance`). ``prior_precision`` (per scale
     coefficient) adds the curvature of independent Normal priors (posterior modes).
     """
+    alpha_vcov, _, drift = coefficient_inference(objective, theta, prior_precision)
+    return alpha_vcov, drift
+
+
+def coefficient_inference(objective: Objective, theta: np.ndarray,
+                          prior_precision: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """As :func:`scale_inference`, with the covariance of the sampling-variance coefficients delta
+    (``V_scale=``) from the same Hessian: ``(alpha_vcov, delta_vcov, drift)``."""
     param = objective.param
     drift = find_drift(param, finite(theta), objective.loglik, float(np.median(objective.design.V.diagonal())))
-    positions = param.alpha_positions()
+    n_alpha = param.n_alpha
+    positions = np.concatenate([param.alpha_positions(), param.delta_positions()]).astype(int)
     idx = np.flatnonzero(np.isfinite(theta) & param.interior(theta, BOUNDARY_THETA))
     idx = np.union1d(idx, positions).astype(int)
     where = np.searchsorted(idx, positions)
     to_reported = np.eye(param.n_free)
-    to_reported[positions] = param.alpha_transform()
+    if n_alpha:
+        to_reported[param.alpha_positions()] = param.alpha_transform()
+    if param.v_scale is not None:
+        d = param.delta_positions()
+        to_reported[np.ix_(d, d)] = param.v_scale.transform
     to_reported = to_reported[np.ix_(idx, idx)]
     flat = np.zeros((len(idx), len(drift)))
-    for j, d in enumerate(drift):
-        flat[where, j] = d.direction
+    for j, dr in enumerate(drift):
+        flat[where[:n_alpha], j] = dr.direction
     H = hessian(objective.gradient, finite(theta), idx)
     extra = None
     if prior_precision is not None:
         extra = np.zeros((len(idx), len(idx)))
-        extra[where, where] = prior_precision
-    vcov = covariance(H, to_reported, flat, extra)
-    return vcov[np.ix_(where, where)], drift
+        extra[where[:n_alpha], where[:n_alpha]] = prior_precision
+    vcov = covariance(H, to_reported, flat, extra)[np.ix_(where, where)]
+    return vcov[:n_alpha, :n_alpha], vcov[n_alpha:, n_alpha:], drift
