@@ -162,6 +162,13 @@ def test_predict_for_a_new_study_is_the_posterior_mixture():
     sd = np.sqrt(sigma2.sum(axis=1))
     assert _mixture_cdf(row["pi_lb"], beta[:, 0], sd) == pytest.approx(0.025, abs=0.004)
     assert _mixture_cdf(row["pi_ub"], beta[:, 0], sd) == pytest.approx(0.975, abs=0.004)
+    # exactly: the quantiles of one new-study draw per posterior draw, beta + sd z with z from the seed
+    new_study = beta[:, 0] + sd * np.random.default_rng(1).standard_normal((S, 1))[:, 0]
+    np.testing.assert_allclose(row[["pi_lb", "pi_ub"]].to_numpy(float), np.quantile(new_study, [0.025, 0.975]),
+                               rtol=1e-10)
+    at_80 = result.predict(random_seed=1, level=0.8).iloc[0]
+    np.testing.assert_allclose(at_80[["ci_lb", "ci_ub", "pi_lb", "pi_ub"]].to_numpy(float),
+                               [*np.quantile(beta, [0.1, 0.9]), *np.quantile(new_study, [0.1, 0.9])], rtol=1e-10)
 
 
 def test_predict_with_moderators_and_inner_levels():

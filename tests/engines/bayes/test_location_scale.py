@@ -149,8 +149,12 @@ def test_short_run_outputs_and_predictions():
     variance = post.predict_variance(pd.DataFrame({"w": [0.0, 1.0]}), term="district")
     alpha = posterior["alpha"].values.reshape(-1, 4)
     np.testing.assert_allclose(variance["log_pred"], [alpha[:, 0].mean(), (alpha[:, 0] + alpha[:, 1]).mean()])
-    np.testing.assert_allclose(variance["median"], np.median(np.exp(alpha[:, [0]] + [[0.0, 1.0]] * alpha[:, [1]]),
-                                                             axis=0))
+    log_var = alpha[:, [0]] + [[0.0, 1.0]] * alpha[:, [1]]  # w = 0 and w = 1
+    np.testing.assert_allclose(variance["median"], np.median(np.exp(log_var), axis=0))
+    np.testing.assert_allclose(variance["pred"], np.exp(log_var).mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(variance[["ci_lb", "ci_ub"]].to_numpy().T, np.quantile(np.exp(log_var), [0.025, 0.975],
+                                                                                    axis=0), rtol=1e-12)
+    np.testing.assert_allclose(variance["log_se"], log_var.std(axis=0, ddof=1), rtol=1e-12)
     new = post.predict(pd.DataFrame({"x": [0.0], "w": [1.0], "z": [0.5]}))
     assert new["pi_ub"].iloc[0] - new["pi_lb"].iloc[0] > new["ci_ub"].iloc[0] - new["ci_lb"].iloc[0]
     prior = model.sample_prior_predictive(draws=50, random_seed=1)
