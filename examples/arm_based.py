@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 import bayesmeta as bm
-from _example import sampling, show
+from _example import posterior_means, sampling, show
 
 bcg = bm.datasets.load("bcg")
 arms = pd.concat([
@@ -39,5 +39,6 @@ show("Fixed trial effects = the contrast-based model:",
 print("\nSampling the arm-based model with NUTS ...")
 post = model.sample(**sampling())
 show("REML beside NUTS:", bm.compare(reml, post))
+posterior_means("arm-based model", post)
 show("Risk ratio, vaccine vs control:", pd.concat({"REML": model.contrasts(reml, transform=np.exp),
                                                   "NUTS": model.contrasts(post, transform=np.exp)}, axis=1), 3)

@@ -11,7 +11,7 @@ Run: python examples/ishak.py [--quick]
 import pandas as pd
 
 import bayesmeta as bm
-from _example import sampling, show
+from _example import posterior_means, sampling, show
 
 wide = bm.datasets.load("ishak2007")
 long = pd.concat([pd.DataFrame({"study": wide["study"], "time": t, "yi": wide[f"y{t}i"], "vi": wide[f"v{t}i"]})
@@ -23,3 +23,4 @@ print(reml.summary())
 print("\nSampling with NUTS ...")
 post = model.sample(**sampling())
 show("REML beside NUTS:", bm.compare(reml, post))
+posterior_means("HAR model", post)

@@ -27,7 +27,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pandas as pd
-from _example import figure_path, quick, sampling, show
+from _example import figure_path, posterior_means, quick, sampling, show
 
 import bayesmeta as bm
 
@@ -58,6 +58,7 @@ show("Likelihood-ratio test against the model with one tau^2:", lrt.table)
 print("\nSampling the location-scale model with NUTS ...")
 post = model.sample(**sampling())
 show("REML beside NUTS (length):", bm.compare(reml, post))
+posterior_means("length in both parts", post)
 
 # 3. a continuous and a categorical moderator ---------------------------------------------
 both = bm.location_scale("yi ~ length + C(grade)", dat, vi="vi", scale="~ length + C(grade)")
@@ -66,6 +67,7 @@ print("\nSampling the model with length and grade level with NUTS ...")
 post_both = both.sample(**sampling())
 show("Length and grade level (1 elementary, 2 middle, 3 high school, 4 college), REML beside NUTS:",
      bm.compare(reml_both, post_both))
+posterior_means("length and grade level", post_both)
 
 # 4. a drifting scale coefficient ----------------------------------------------------------
 bcg = bm.MetaModel("logrr ~ ablat", data=bm.datasets.load("bcg"), vi="logrrvar", scale="~ alloc")

@@ -12,7 +12,7 @@ Run: python examples/longitudinal.py [--quick]
 import pandas as pd
 
 import bayesmeta as bm
-from _example import sampling, show
+from _example import posterior_means, sampling, show
 
 gliomas = bm.datasets.load("gliomas").dropna(subset=["logOR"])
 columns = dict(yi="logOR", vi="logORvar", id="study", time="time")
@@ -42,3 +42,4 @@ print("\nSampling model 4 with NUTS ...")
 name = "4: DIAG, AR errors"
 post = models[name].sample(**sampling())
 show("REML beside NUTS (model 4):", bm.compare(fits[name], post))
+posterior_means("model 4", post)

@@ -9,7 +9,7 @@ Run: python examples/multivariate.py [--quick]
 """
 
 import bayesmeta as bm
-from _example import sampling, show
+from _example import posterior_means, sampling, show
 
 berkey = bm.datasets.load("berkey98")
 covariance = dict(id="pubyear", vech=["var_PD", "cov_PD_AL", "var_AL"])
@@ -23,3 +23,4 @@ show("Meta-regression on publication year (ML):", regression.table())
 print("\nSampling the bivariate model with NUTS ...")
 post = model.sample(**sampling())
 show("REML beside NUTS:", bm.compare(reml, post))
+posterior_means("bivariate model", post)

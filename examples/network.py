@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 import bayesmeta as bm
-from _example import sampling, show
+from _example import posterior_means, sampling, show
 
 wide = bm.datasets.load("smoking")
 arms = pd.DataFrame([{"study": r["study"], "treatment": t, "events": r[f"d{t}"], "total": r[f"n{t}"]}
@@ -34,6 +34,7 @@ print("\nDesign-by-treatment inconsistency:", inconsistency.inconsistency_test(i
 print("\nSampling the consistency model with NUTS ...")
 post = network.sample(**sampling())
 show("REML beside NUTS:", bm.compare(reml, post))
+posterior_means("consistency model", post)
 odds_ratios = pd.concat({"REML": network.contrasts(reml, transform=np.exp),
                          "NUTS": network.contrasts(post, transform=np.exp)}, axis=1)
 show("Odds ratios between all pairs of treatments:", odds_ratios, digits=3)

@@ -16,7 +16,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from _example import figure_path, quick, sampling, show  # noqa: E402
+from _example import figure_path, posterior_means, quick, sampling, show  # noqa: E402
 
 import bayesmeta as bm  # noqa: E402
 
@@ -37,7 +37,9 @@ show("Power-scaling sensitivity of the default prior (school):",
 bcg = bm.MetaModel("logor ~ 1", data=bm.datasets.load("bcg"), vi="logorvar")
 turner = bm.priors.turner2015("infection / onset of new disease", "pharmacological vs. placebo / control")
 print(f"\nTurner et al. (2015) prior on tau^2: {turner}")
+post_turner = bcg.sample(priors={"tau2": turner}, **sampling())
 show("BCG, REML beside the posterior under Turner's prior:",
-     bm.compare(bcg.fit("REML"), bcg.sample(priors={"tau2": turner}, **sampling()), names=["REML", "Turner"]))
+     bm.compare(bcg.fit("REML"), post_turner, names=["REML", "Turner"]))
+posterior_means("BCG, Turner prior", post_turner)
 if quick():
     print("\n(--quick: short chains; run without it for 4 x 1000 draws)")

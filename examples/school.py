@@ -10,7 +10,7 @@ Run with ``make demo`` (or ``python examples/school.py`` inside the venv); add
 ``--quick`` (or set ``BAYESMETA_QUICK=1``) for short chains.
 """
 
-from _example import quick, sampling, show
+from _example import posterior_means, quick, sampling, show
 
 import bayesmeta as bm
 
@@ -27,6 +27,7 @@ print()
 print(post.summary())
 
 show("REML beside NUTS:", bm.compare(reml, post))
+posterior_means("three-level model", post)
 show("Mean effect and prediction interval for a new study in a new district, REML:", reml.predict())
 show("... and from the posterior:", post.predict(random_seed=1))
 if quick():
