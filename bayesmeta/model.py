@@ -486,8 +486,10 @@ class MetaModel:
         >>> model = bm.MetaModel("effect ~ 1", data=bm.datasets.load("school"), vi="var",
         ...                      random="~ 1 | district/study")
         >>> grid = bm.prior_grid(sd=[bm.Prior("HalfNormal", sigma=s) for s in (0.1, 1.0)])
-        >>> sens = model.sensitivity(grid, draws=500, tune=500, chains=2, random_seed=1)  # doctest: +SKIP
-        >>> sens.plot()  # doctest: +SKIP
+        >>> sens = model.sensitivity(grid, draws=100, tune=100, chains=2, random_seed=1, progressbar=False)
+        >>> sorted(sens.table["prior"].unique())  # a short demo run; use longer chains in practice
+        ['sd=HalfNormal(sigma=0.1)', 'sd=HalfNormal(sigma=1.0)']
+        >>> ax = sens.plot()
         """
         return prior_sensitivity(self, priors, draws=draws, tune=tune, chains=chains, random_seed=random_seed,
                                  n_jobs=n_jobs, progressbar=progressbar, reference=reference, **kwargs)

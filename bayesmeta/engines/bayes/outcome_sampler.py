@@ -49,9 +49,11 @@ class OutcomeSampler:
     >>> from bayesmeta.engines.bayes.priors import resolve_priors
     >>> from bayesmeta.studies.simulation import with_outcome
     >>> model = bm.MetaModel("effect ~ 1", bm.datasets.load("school"), vi="var", random="~ 1 | district/study")
-    >>> sampler = OutcomeSampler(model.design, model.param, resolve_priors(model.design, model.param))  # doctest: +SKIP
-    >>> idata = sampler.sample(with_outcome(model, model.design.y + 1).design, draws=200, tune=200, chains=1,
-    ...                        random_seed=1)  # doctest: +SKIP
+    >>> sampler = OutcomeSampler(model.design, model.param, resolve_priors(model.design, model.param))
+    >>> idata = sampler.sample(with_outcome(model, model.design.y + 1).design, draws=100, tune=100, chains=1,
+    ...                        random_seed=1)
+    >>> idata.posterior["beta"].dims
+    ('chain', 'draw', 'term')
     """
 
     def __init__(self, design: Design, param: Parameterization, prior_set: PriorSet):
