@@ -15,13 +15,49 @@ REML estimate of theta.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pytensor
 import pytensor.tensor as pt
 from pytensor.tensor.slinalg import solve_triangular
 
 from ..design.build import Design
-from .nested_op import nested_loglik
+from .nested_op import nested_loglik, sorted_outcome
 from .profiled import LOG_2PI
+
+
+@dataclass(frozen=True)
+class SharedData:
+    """A design's data as shared variables, so that one compiled graph serves designs that differ
+    only in them (simulated outcomes, assumed sampling covariances).
+
+    Attributes
+    ----------
+    outcome : pytensor shared variable or None
+        Nested designs: the outcome in the fused Op's row order.
+    batches : tuple of (shared, shared)
+        Batched designs: per batch, the padded outcomes (b, m) and sampling covariances (b, m, m).
+    """
+
+    outcome: object = None
+    batches: tuple = ()
+
+    @classmethod
+    def of(cls, design: Design) -> SharedData:
+        """Shared variables holding ``design``'s data."""
+        if design.nested is not None:
+            return cls(outcome=pytensor.shared(sorted_outcome(design.nested), name="outcome"))
+        return cls(batches=tuple((pytensor.shared(b.y, name=f"y_{i}"), pytensor.shared(b.V, name=f"V_{i}"))
+                                 for i, b in enumerate(design.batches)))
+
+    def set_values(self, design: Design) -> None:
+        """Put ``design``'s data into the shared variables (a design of the same structure)."""
+        if self.outcome is not None:
+            self.outcome.set_value(sorted_outcome(design.nested))
+        for (y, V), batch in zip(self.batches, design.batches):
+            y.set_value(batch.y)
+            V.set_value(batch.V)
 
 
 def _segment_sum(values, ids: np.ndarray, n_groups: int):
@@ -130,17 +166,19 @@ def _factor_and_solve(S, b, extra, m: int):
     return logdet, (z ** 2).sum(axis=1), solved
 
 
-def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=None):
+def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=None, data: SharedData | None = None):
     """Per-block log-likelihood (and X' Sigma^-1 X) over padded batches of blocks.
 
     ``variances`` (scale models): per term, None or the vector of its groups' variances,
     used instead of ``G`` (pairs of rows in one group share their group's variance).
+    ``data``: the batches' outcomes and sampling covariances as shared variables.
     """
     parts, ids = [], []
     A = 0.0
     per_group = variances or [None] * len(G)
-    for batch in design.batches:
-        S = pt.as_tensor_variable(batch.V)
+    for i, batch in enumerate(design.batches):
+        y_batch, V_batch = data.batches[i] if data is not None and data.batches else (batch.y, batch.V)
+        S = pt.as_tensor_variable(V_batch)
         real = batch.rows >= 0
         safe = np.where(real, batch.rows, 0)
         for Z, M, Gk, v, enc in zip(batch.Z, batch.M, G, per_group, design.encodings):
@@ -150,7 +188,7 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=Non
                 S = S + M * Gk[0, 0]
             else:
                 S = S + M * pt.matmul(pt.matmul(Z, Gk), np.swapaxes(Z, 1, 2))
-        r = batch.y - pt.matmul(batch.X, beta)
+        r = y_batch - pt.matmul(batch.X, beta)
         m = batch.rows.shape[1]
         logdet, quad, ZX = _factor_and_solve(S, r, batch.X if restricted else None, m)
         real = (batch.rows >= 0).sum(axis=1)
@@ -162,7 +200,8 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=Non
     return pt.concatenate(parts), np.concatenate(ids), A if restricted else None
 
 
-def block_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None):
+def block_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None,
+                 data: SharedData | None = None):
     """Log-likelihood of every independent block, ordered by block id.
 
     Parameters
@@ -177,6 +216,8 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False, varian
     variances : list, optional
         Location-scale models: per term, None or the pytensor vector of the
         variances of its groups, ``exp(W alpha)``.
+    data : SharedData, optional
+        A batched design's outcomes and sampling covariances as shared variables.
 
     Returns
     -------
@@ -184,9 +225,11 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False, varian
     restricted_term : pytensor scalar or None
     """
     if design.nested is not None:
+        if data is not None and data.outcome is not None:
+            raise ValueError("block_loglik: a nested design's outcome is data only in the fused Op (total_loglik).")
         logp, ids, A = _nested_logp(design, beta, G, restricted, variances)
     elif design.batches:
-        logp, ids, A = _batched_logp(design, beta, G, restricted, variances)
+        logp, ids, A = _batched_logp(design, beta, G, restricted, variances, data)
     else:  # no random effects and no batches: cannot happen (batches are always built otherwise)
         raise ValueError("design has neither batches nor a nested closed form")
     order = np.argsort(ids)
@@ -198,7 +241,7 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False, varian
 
 
 def total_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None, term_variances=None,
-                 outcome=None):
+                 data: SharedData | None = None):
     """The log-likelihood summed over blocks (plus the restricted term if asked).
 
     Nested designs without the restricted term use one fused Op with its own
@@ -212,15 +255,15 @@ def total_loglik(design: Design, beta, G: list, restricted: bool = False, varian
     term_variances : pytensor vector, optional
         The variance of every term, when all are one-dimensional and there is no
         scale model (the same as ``G``, with fewer graph nodes).
-    outcome : pytensor vector, optional
-        The outcome as data (a shared variable), in the fused Op's row order
-        (:func:`bayesmeta.likelihood.nested_op.sorted_outcome`); nested designs
-        without the restricted term only.
+    data : SharedData, optional
+        The design's data as shared variables (:meth:`SharedData.of`); not with the
+        restricted term of a nested design.
     """
-    if outcome is not None and (design.nested is None or restricted):
-        raise ValueError("total_loglik: the outcome can be data only for nested designs without the restricted term.")
+    outcome = data.outcome if data is not None else None
+    if outcome is not None and restricted:
+        raise ValueError("total_loglik: the outcome of a nested design can be data only without the restricted term.")
     if design.nested is None or restricted:
-        logp, term = block_loglik(design, beta, G, restricted=restricted, variances=variances)
+        logp, term = block_loglik(design, beta, G, restricted=restricted, variances=variances, data=data)
         return logp.sum() + (term if restricted else 0.0)
     if term_variances is not None and variances is None:
         return nested_loglik(design, beta, term_variances, outcome)

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import SpecificationError
+from ..results.posterior import BayesResult
+from .prior_sensitivity import default_sampler
 from .sensitivity_result import SensitivityResult, result_rows
 
 ROBUST_METHODS = ("CR2", "CR1", "CR0")
@@ -37,12 +39,48 @@ def _check(values: dict, methods: tuple, cluster) -> list[dict]:
     return [dict(zip(names, combination)) for combination in itertools.product(*values.values())]
 
 
-def _fits(model, setting: dict, methods: tuple, cluster, level: float, sample_options: dict) -> dict:
+class _CompiledOnce:
+    """NUTS at every setting with nutpie on one compiled model per model structure and priors: the
+    settings' sampling covariances (and outcomes) are data of the compiled model
+    (:class:`~bayesmeta.engines.bayes.data_sampler.DataSampler`). Other settings (another sampler,
+    ``loo="cluster"``, designs nutpie cannot take) go through ``model.sample``."""
+
+    def __init__(self, options: dict):
+        self.options = dict(options)
+        self.sampler = self.options.pop("sampler", None) or default_sampler()
+        self.compiled = []  # DataSamplers made so far
+
+    def __call__(self, model, level: float):
+        from ..engines.bayes import data_sampler
+        from ..engines.bayes.options import check_sampler_options
+        from ..engines.bayes.priors import resolve_priors
+
+        options = dict(self.options)
+        priors = options.pop("priors", None)
+        loo = options.pop("loo", "row")
+        if (self.sampler != "nutpie" or loo != "row" or priors == "flat" or model.param.v_scale is not None
+                or not data_sampler.supports(model.design)):
+            return model.sample(level=level, progressbar=False, sampler=self.sampler, loo=loo, priors=priors,
+                                **options)
+        check_sampler_options("nutpie", {k: v for k, v in options.items()
+                                         if k not in ("draws", "tune", "chains", "random_seed", "cores")})
+        options.pop("cores", None)
+        prior_set = resolve_priors(model.design, model.param, priors)
+        sampler = next((s for s in self.compiled if s.prior_set == prior_set
+                        and data_sampler.same_structure(s.design, model.design)), None)
+        if sampler is None:
+            sampler = data_sampler.DataSampler(model.design, model.param, prior_set)
+            self.compiled.append(sampler)
+        idata = sampler.sample_complete(model.design, model.param, **options)
+        return BayesResult(idata, prior_set, "nutpie", level, model.design, model.param)
+
+
+def _fits(model, setting: dict, methods: tuple, cluster, level: float, nuts: _CompiledOnce) -> dict:
     """``method -> result`` for one setting (robust methods on the REML fit)."""
     out, reml = {}, None
     for method in methods:
         if method in BAYES_METHODS:
-            out[method] = model.sample(level=level, progressbar=False, **sample_options)
+            out[method] = nuts(model, level)
             continue
         if method in ROBUST_METHODS:
             if reml is None:
@@ -81,6 +119,9 @@ def assumption_sensitivity(make_model, values: dict, methods=("REML", "CR2", "NU
         Probability of the intervals.
     draws, tune, chains, random_seed, **sample_kwargs
         NUTS settings (the same seed for every setting, so differences come from the assumption).
+        With nutpie installed (``sampler="nutpie"``, the default then) the model is compiled once:
+        the settings' sampling covariances enter it as data; ``sampler="pymc"`` builds and
+        compiles every setting's model.
     progressbar : bool
 
     Returns
@@ -107,13 +148,13 @@ def assumption_sensitivity(make_model, values: dict, methods=("REML", "CR2", "NU
     """
     methods = tuple(methods)
     settings = _check(values, methods, cluster)
-    sample_options = {"draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed, **sample_kwargs}
+    nuts = _CompiledOnce({"draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed, **sample_kwargs})
     from tqdm.auto import tqdm
 
     rows, results = [], {}
     for setting in tqdm(settings, desc="settings", disable=not progressbar):
         label = ", ".join(f"{k}={v}" for k, v in setting.items())
-        fits = _fits(make_model(**setting), setting, methods, cluster, level, sample_options)
+        fits = _fits(make_model(**setting), setting, methods, cluster, level, nuts)
         for method, result in fits.items():
             results[(label, method)] = result
             part = result_rows(result, method)

@@ -25,7 +25,7 @@ def _sample_one(model, priors, options: dict):
     return model.sample(priors=priors, **options)
 
 
-def _default_sampler() -> str:
+def default_sampler() -> str:
     """nutpie when installed (its compiled model is reused across priors), else PyMC."""
     from importlib.util import find_spec
 
@@ -61,7 +61,7 @@ def prior_sensitivity(model, priors: dict, *, draws: int = 1000, tune: int = 100
     """Sample ``model`` under every prior of ``priors``; see :meth:`bayesmeta.MetaModel.sensitivity`."""
     priors = _check_priors(priors)
     check_run_options(len(priors), n_jobs, "joblib", None)
-    sampler = sample_kwargs.pop("sampler", None) or _default_sampler()
+    sampler = sample_kwargs.pop("sampler", None) or default_sampler()
     options = {"draws": draws, "tune": tune, "chains": chains, "random_seed": random_seed,
                "progressbar": False, "sampler": sampler, **sample_kwargs}
     from tqdm.auto import tqdm

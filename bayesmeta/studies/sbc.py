@@ -105,10 +105,10 @@ class SBCResult:
 class _Replication:
     """One SBC replication: the posterior of the index-th simulated outcome and the ranks of the truths.
 
-    Nested designs are sampled by nutpie on one compiled model whose outcome is data
-    (:class:`~bayesmeta.engines.bayes.outcome_sampler.OutcomeSampler`), compiled once
-    per process, under the priors the data were simulated from; other designs are
-    built and sampled anew for every replication.
+    Replications are sampled by nutpie on one compiled model whose outcome is data
+    (:class:`~bayesmeta.engines.bayes.data_sampler.DataSampler`), compiled once
+    per process, under the priors the data were simulated from; without nutpie they
+    are built and sampled anew for every replication.
     """
 
     def __init__(self, model, ys: np.ndarray, truths: pd.DataFrame, L: int, sample_options: dict):
@@ -119,17 +119,17 @@ class _Replication:
         return {**self.__dict__, "_sampler": None}  # compiled functions stay in their process
 
     def _posterior(self, index: int, seed: int):
-        from ..engines.bayes import outcome_sampler
+        from ..engines.bayes import data_sampler
         from ..engines.bayes.priors import resolve_priors
 
         new = with_outcome(self.model, self.ys[index])
         options = dict(self.sample_options)
         priors = options.pop("priors")
-        if not outcome_sampler.supports(new.design):
+        if not data_sampler.supports(new.design):
             return new.sample(random_seed=seed, progressbar=False, priors=priors, **options).idata
         if self._sampler is None:
             design, param = self.model.design, self.model.param
-            self._sampler = outcome_sampler.OutcomeSampler(design, param, resolve_priors(design, param, priors))
+            self._sampler = data_sampler.DataSampler(design, param, resolve_priors(design, param, priors))
         options.pop("cores", None)
         return self._sampler.sample(new.design, random_seed=seed, **options)
 
@@ -175,11 +175,11 @@ def sbc(model, n: int = 200, *, priors=None, draws: int = 200, tune: int = 200, 
 
     Notes
     -----
-    Nested random intercepts with diagonal V are sampled by nutpie on one model
+    With nutpie installed, every replication is sampled by nutpie on one model
     compiled once per process, the outcome being data
-    (:class:`~bayesmeta.engines.bayes.outcome_sampler.OutcomeSampler`), under the
-    priors resolved once on the model's own data; other designs are built and
-    sampled (by ``model.sample``) anew for every replication.
+    (:class:`~bayesmeta.engines.bayes.data_sampler.DataSampler`), under the
+    priors resolved once on the model's own data; without nutpie every replication
+    is built and sampled (by ``model.sample``) anew.
 
     Examples
     --------

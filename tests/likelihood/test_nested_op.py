@@ -91,7 +91,7 @@ def test_outcome_as_shared_data_equals_a_model_built_on_that_outcome():
     other = with_outcome(model, design.y + np.random.default_rng(4).normal(0, 0.3, design.n)).design
     beta, s = pt.dvector("beta"), pt.dvector("s")
     shared_y = pytensor.shared(sorted_outcome(design.nested))
-    f = pytensor.function([beta, s], nested_loglik(design, beta, s, outcome=shared_y))
+    f = pytensor.function([beta, s], nested_loglik(design, beta, s, shared_y))
     g = pytensor.function([beta, s], nested_loglik(other, beta, s))
     point = (np.array([0.1]), np.array([0.05, 0.02]))
     before = f(*point)

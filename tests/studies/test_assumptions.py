@@ -4,12 +4,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
 
-import bayesmeta as bm  # noqa: E402
-from bayesmeta.errors import SpecificationError  # noqa: E402
+import bayesmeta as bm
+from bayesmeta.errors import SpecificationError
 
 DAT = bm.datasets.load("berkey1998")
 
@@ -61,3 +61,40 @@ def test_plot_one_panel_per_parameter(sensitivity):
 def test_bad_arguments(values, kwargs, message):
     with pytest.raises(SpecificationError, match=message):
         bm.assumption_sensitivity(make, values, **kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::bayesmeta.ConvergenceWarning")  # short chains on purpose
+def test_nuts_settings_share_one_compiled_model():
+    """With nutpie, every value of rho samples the one compiled model with that value's V as data: one
+    DataSampler for both settings, and each setting's stored log-likelihood is that of its own V (the
+    row log-likelihood of the first draws, recomputed on the setting's model)."""
+    pytest.importorskip("nutpie")
+    from bayesmeta.engines.bayes.draws import parameter_draws
+    from bayesmeta.engines.bayes.pointwise import row_log_likelihood
+    from bayesmeta.studies import assumptions
+
+    built = []
+    original = assumptions._CompiledOnce.__call__
+
+    def counting(self, model, level):
+        result = original(self, model, level)
+        built.append(len(self.compiled))
+        return result
+
+    assumptions._CompiledOnce.__call__ = counting
+    try:
+        sens = bm.assumption_sensitivity(make, {"rho": [0.0, 0.6]}, methods=("NUTS",), draws=100, tune=100,
+                                         chains=2, random_seed=4, progressbar=False)
+    finally:
+        assumptions._CompiledOnce.__call__ = original
+    assert built == [1, 1]
+    for rho in (0.0, 0.6):
+        post, model = sens.results[(f"rho={rho}", "NUTS")], make(rho)
+        assert post.sampler == "nutpie"
+        beta, G = parameter_draws(model.param, post.idata.posterior.isel(draw=slice(0, 2)))
+        expected = row_log_likelihood(model.design, beta, G)
+        stored = post.idata.log_likelihood["y"].isel(draw=slice(0, 2)).values.reshape(len(beta), -1)
+        np.testing.assert_allclose(stored, expected, rtol=1e-10)
+    means = sens.table.query("parameter == 'beta[outcome[PD]]'").estimate
+    assert means.iloc[0] != means.iloc[1]

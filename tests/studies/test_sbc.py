@@ -78,13 +78,52 @@ def test_miscalibration_is_detected():
     assert result.test().loc["beta[Intercept]", "pval"] < 1e-6
 
 
-def test_outcome_sampler_refuses_another_design():
+def test_data_sampler_refuses_another_design():
     pytest.importorskip("nutpie")
-    from bayesmeta.engines.bayes.outcome_sampler import OutcomeSampler
+    from bayesmeta.engines.bayes.data_sampler import DataSampler
     from bayesmeta.engines.bayes.priors import resolve_priors
 
     model = _school()
-    sampler = OutcomeSampler(model.design, model.param, resolve_priors(model.design, model.param))
+    sampler = DataSampler(model.design, model.param, resolve_priors(model.design, model.param))
     other = bm.MetaModel("effect ~ 1", bm.datasets.load("school"), vi="var", random="~ 1 | district").design
-    with pytest.raises(ValueError, match="more than its outcome"):
+    with pytest.raises(ValueError, match="more than its data"):
         sampler.sample(other, draws=10, tune=10, chains=1, random_seed=1)
+
+
+@pytest.mark.parametrize("kind", ["nested outcome", "batched V and outcome"])
+def test_shared_data_model_has_each_designs_log_density(kind):
+    """The compiled model with the data in shared variables, given another design's data, has exactly
+    the log-density of a model built on that design."""
+    pytest.importorskip("nutpie")
+    from bayesmeta.engines.bayes.data_sampler import same_structure
+    from bayesmeta.engines.bayes.priors import resolve_priors
+    from bayesmeta.engines.bayes.pymc_model import build_model
+    from bayesmeta.likelihood.graph import SharedData
+    from bayesmeta.studies.simulation import with_outcome
+
+    if kind == "nested outcome":
+        model = _school()
+        other = with_outcome(model, model.design.y + np.random.default_rng(2).normal(0, 0.2, model.design.n))
+    else:
+        dat = bm.datasets.load("berkey1998")
+
+        def make(rho):
+            V = bm.vcalc("vi", cluster="trial", type="outcome", rho=rho, data=dat)
+            return bm.MetaModel("yi ~ 0 + outcome", dat, V=V, random="~ outcome | trial", struct="UN")
+
+        model, other = make(0.0), make(0.6)
+        other = with_outcome(other, other.design.y * 1.1)
+    assert same_structure(model.design, other.design)
+    prior_set = resolve_priors(model.design, model.param)
+    data = SharedData.of(model.design)
+    shared = build_model(model.design, model.param, prior_set, data=data)
+    logp = shared.compile_logp()
+    direct = build_model(other.design, other.param, prior_set).compile_logp()
+    rng = np.random.default_rng(1)
+    points = [{k: rng.normal(scale=0.5, size=np.shape(v)) for k, v in shared.initial_point().items()}
+              for _ in range(3)]
+    before = [logp(point) for point in points]
+    data.set_values(other.design)
+    for point, old in zip(points, before):
+        assert logp(point) == pytest.approx(direct(point), rel=1e-12)
+        assert abs(logp(point) - old) > 1e-6

@@ -35,7 +35,7 @@ from pymc_extras.prior import Prior
 
 from ...design.build import Design
 from ...design.parameters import SD_NAMES, Parameterization
-from ...likelihood.graph import block_loglik, total_loglik
+from ...likelihood.graph import SharedData, block_loglik, total_loglik
 from ...spec.structures import Unstructured, lower_pairs
 from .priors import PriorSet
 
@@ -75,7 +75,7 @@ class SharedHyperparameters:
         self.shared[(name, key)] = pytensor.shared(value, name=f"{name}_{key}")
         return self.shared[(name, key)]
 
-    def assign(self, other: "SharedHyperparameters") -> None:
+    def assign(self, other: SharedHyperparameters) -> None:
         """Take the hyperparameter values of ``other`` (same fingerprint)."""
         for key, variable in self.shared.items():
             variable.set_value(other.values[key])
@@ -223,7 +223,7 @@ def _correlations(param: Parameterization, prior_set: PriorSet) -> list:
 
 def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
                 restricted: bool = False, store_block_loglik: bool = False,
-                shared: SharedHyperparameters | None = None, outcome=None) -> pm.Model:
+                shared: SharedHyperparameters | None = None, data: SharedData | None = None) -> pm.Model:
     """The PyMC model of a design under the given priors.
 
     Parameters
@@ -238,19 +238,20 @@ def build_model(design: Design, param: Parameterization, prior_set: PriorSet,
         (moved to the ``log_likelihood`` group after sampling).
     shared : SharedHyperparameters, optional
         Take the priors' hyperparameters from shared variables, recorded here.
-    outcome : pytensor shared variable, optional
-        The outcome as data, so that one compiled model serves many outcome vectors
-        (nested designs; see :func:`bayesmeta.likelihood.graph.total_loglik`).
+    data : SharedData, optional
+        The design's data (outcome, sampling covariances) as shared variables, so that one
+        compiled model serves designs that differ only in them (see
+        :class:`bayesmeta.likelihood.graph.SharedData`).
     """
     token = _SHARED.set(shared)
     try:
-        return _build_model(design, param, prior_set, restricted, store_block_loglik, outcome)
+        return _build_model(design, param, prior_set, restricted, store_block_loglik, data)
     finally:
         _SHARED.reset(token)
 
 
 def _build_model(design: Design, param: Parameterization, prior_set: PriorSet, restricted: bool,
-                 store_block_loglik: bool, outcome) -> pm.Model:
+                 store_block_loglik: bool, data) -> pm.Model:
     labels = param.component_labels()
     coords = {"term": list(design.coef_names), "block": np.arange(design.n_blocks)}
     coords.update({component_dim(family): names for family, names in labels.items()})
@@ -277,11 +278,12 @@ def _build_model(design: Design, param: Parameterization, prior_set: PriorSet, r
             # deterministics must never share one variable (the second would rename it)
             pm.Deterministic(family, pt.concatenate(parts).copy(), dims=component_dim(family))
         if store_block_loglik:
-            pm.Deterministic("block_loglik", block_loglik(design, beta, G, variances=variances)[0], dims="block")
+            pm.Deterministic("block_loglik", block_loglik(design, beta, G, variances=variances, data=data)[0],
+                             dims="block")
         # nested intercepts only, each with one free SD: the likelihood takes the variances directly (fewer nodes)
         simple = (variances is None and all(t.q == 1 for t in param.terms)
                   and not np.any(~np.isnan(np.concatenate(param.fixed_sd))))
         term_variances = pt.concatenate([sd ** 2 for sd in sds]) if simple else None
         pm.Potential("loglik", total_loglik(design, beta, G, restricted=restricted, variances=variances,
-                                            term_variances=term_variances, outcome=outcome))
+                                            term_variances=term_variances, data=data))
     return model

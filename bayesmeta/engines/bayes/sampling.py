@@ -83,7 +83,7 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
             warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature")
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                               progressbar=progressbar, model=model, compute_convergence_checks=False, **kwargs)
-    return _complete(idata, design, param, model, loo if store else None, random_seed)
+    return complete_idata(idata, design, param, model, loo if store else None, random_seed)
 
 
 def nutpie_defaults(kwargs: dict) -> None:
@@ -92,7 +92,7 @@ def nutpie_defaults(kwargs: dict) -> None:
     kwargs.setdefault("low_rank_modified_mass_matrix", True)  # nutpie's answer to correlations
 
 
-def _complete(idata, design: Design, param: Parameterization, model: pm.Model, loo: str | None, random_seed,
+def complete_idata(idata, design: Design, param: Parameterization, model: pm.Model, loo: str | None, random_seed,
               log_prior: LogPrior | None = None):
     """Log-likelihoods (per row or block; none when ``loo`` is None), log prior (by ``log_prior``, compiled
     for the model when not given), random effects, predictions."""
@@ -145,7 +145,7 @@ def sample_grid(design: Design, param: Parameterization, prior_sets: list, *, dr
                 idata = nutpie_backend.sample_compiled(compiled, first, draws=draws, tune=tune, chains=chains,
                                                        cores=cores or 1, random_seed=random_seed,
                                                        progressbar=progressbar, **kwargs)
-            out[i] = (_complete(idata, design, param, model, loo if store else None, random_seed, log_prior),
+            out[i] = (complete_idata(idata, design, param, model, loo if store else None, random_seed, log_prior),
                       int(position == 0))
             if done is not None:
                 done()
