@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from scipy.linalg import block_diag
 
 import bayesmeta as bm
 
@@ -113,12 +114,8 @@ def district_blocks(dat: pd.DataFrame, rho: float = 0.4) -> list[np.ndarray]:
 
 
 def dense(blocks: list[np.ndarray]) -> np.ndarray:
-    n = sum(len(b) for b in blocks)
-    V, start = np.zeros((n, n)), 0
-    for b in blocks:
-        V[start:start + len(b), start:start + len(b)] = b
-        start += len(b)
-    return V
+    """The n x n matrix of the blocks on its diagonal."""
+    return block_diag(*blocks)
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.linalg import block_diag
 
 import bayesmeta as bm
 from bayesmeta.engines.mode.objective import Objective
@@ -55,12 +56,8 @@ def berkey() -> tuple[pd.DataFrame, list[np.ndarray]]:
 
 
 def dense_V(blocks: list[np.ndarray]) -> np.ndarray:
-    n = sum(len(b) for b in blocks)
-    V, i = np.zeros((n, n)), 0
-    for b in blocks:
-        V[i:i + len(b), i:i + len(b)] = b
-        i += len(b)
-    return V
+    """The n x n matrix of the blocks on its diagonal."""
+    return block_diag(*blocks)
 
 
 def _columns(dat: pd.DataFrame, names: list[str]) -> np.ndarray:
