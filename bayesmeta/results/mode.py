@@ -45,6 +45,22 @@ from .report import format_mode_summary, mode_html, mode_repr
 BOUNDARY_SD = 1e-4
 
 
+def _statistic(estimate: pd.Series, se: pd.Series, test: str) -> pd.Series:
+    """Wald statistics of coefficients, named ``zval`` (z-tests) or ``tval``."""
+    return (estimate / se).rename("tval" if test != "z" else "zval")
+
+
+def _p_values(statistic: pd.Series, df: float) -> pd.Series:
+    """Two-sided p-values of Wald statistics (t with ``df`` degrees of freedom; z when inf)."""
+    return pd.Series(two_sided_p(statistic, df), index=statistic.index, name="pval", dtype=float)
+
+
+def _interval(estimate: pd.Series, se: pd.Series, level: float, df: float) -> pd.DataFrame:
+    """Wald intervals ``ci_lb``, ``ci_ub`` of coefficients at ``level``."""
+    lower, upper = wald_interval(estimate, se, level, df)
+    return pd.DataFrame({"ci_lb": lower, "ci_ub": upper})
+
+
 @with_component_properties
 @dataclass(frozen=True)
 class ModeResult:
@@ -147,16 +163,15 @@ class ModeResult:
 
     @cached_property
     def zval(self) -> pd.Series:
-        return (self.coef / self.se).rename("tval" if self.test != "z" else "zval")
+        return _statistic(self.coef, self.se, self.test)
 
     @cached_property
     def pval(self) -> pd.Series:
-        return pd.Series(two_sided_p(self.zval, self.df), index=self.coef.index, name="pval")
+        return _p_values(self.zval, self.df)
 
     @cached_property
     def ci(self) -> pd.DataFrame:
-        lower, upper = wald_interval(self.coef, self.se, self.level, self.df)
-        return pd.DataFrame({"ci_lb": lower, "ci_ub": upper})
+        return _interval(self.coef, self.se, self.level, self.df)
 
     def wald_test(self, terms=None, L=None, part: str = "location") -> WaldTest:
         """Wald test that some coefficients (or linear combinations ``L b``) are zero.
@@ -260,17 +275,15 @@ class ModeResult:
 
     @cached_property
     def alpha_zval(self) -> pd.Series:
-        return (self.alpha / self.alpha_se).rename("tval" if self.test != "z" else "zval")
+        return _statistic(self.alpha, self.alpha_se, self.test)
 
     @cached_property
     def alpha_pval(self) -> pd.Series:
-        return pd.Series(two_sided_p(self.alpha_zval, self.alpha_df), index=self.alpha.index, name="pval",
-                         dtype=float)
+        return _p_values(self.alpha_zval, self.alpha_df)
 
     @cached_property
     def alpha_ci(self) -> pd.DataFrame:
-        lower, upper = wald_interval(self.alpha, self.alpha_se, self.level, self.alpha_df)
-        return pd.DataFrame({"ci_lb": lower, "ci_ub": upper})
+        return _interval(self.alpha, self.alpha_se, self.level, self.alpha_df)
 
     # the proportional sampling-variance model (V_scale=) ------------------
 
@@ -298,17 +311,15 @@ class ModeResult:
 
     @cached_property
     def delta_zval(self) -> pd.Series:
-        return (self.delta / self.delta_se).rename("tval" if self.test != "z" else "zval")
+        return _statistic(self.delta, self.delta_se, self.test)
 
     @cached_property
     def delta_pval(self) -> pd.Series:
-        return pd.Series(two_sided_p(self.delta_zval, self.delta_df), index=self.delta.index, name="pval",
-                         dtype=float)
+        return _p_values(self.delta_zval, self.delta_df)
 
     @cached_property
     def delta_ci(self) -> pd.DataFrame:
-        lower, upper = wald_interval(self.delta, self.delta_se, self.level, self.delta_df)
-        return pd.DataFrame({"ci_lb": lower, "ci_ub": upper})
+        return _interval(self.delta, self.delta_se, self.level, self.delta_df)
 
     def predict_variance(self, newdata: pd.DataFrame | None = None, term: str | None = None,
                          level: float | None = None) -> pd.DataFrame:

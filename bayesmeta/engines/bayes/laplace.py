@@ -17,8 +17,6 @@ same with or without it).
 
 from __future__ import annotations
 
-import warnings
-
 import arviz as az
 import numpy as np
 import pymc as pm
@@ -27,10 +25,10 @@ from pymc.initial_point import make_initial_point_fn
 from pymc.model.transform.optimization import freeze_dims_and_data
 from scipy import optimize
 
-from ...errors import ConvergenceWarning, SpecificationError
+from ...errors import ConvergenceWarning, SpecificationError, warn
 from ..mode.curvature import hessian
 
-#: Optimizer settings of the posterior mode (as :func:`bayesmeta.engines.bayes.posterior_mode.find_mode`).
+#: Optimizer settings of the posterior mode (here and in :func:`bayesmeta.engines.bayes.posterior_mode.find_mode`).
 MODE_OPTIONS = {"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10000}
 
 #: Newton steps that polish the optimizer's mode with the finite-difference Hessian.
@@ -61,8 +59,8 @@ def _polished_mode(gradient, x: np.ndarray, names) -> tuple[np.ndarray, np.ndarr
             return x, precision
         x = x + step
         precision = _precision(gradient, x, names)
-    warnings.warn(f"The posterior mode of the Laplace approximation did not converge: {NEWTON_STEPS} Newton steps "
-                  "after the optimizer still move it.", ConvergenceWarning, stacklevel=3)
+    warn(f"The posterior mode of the Laplace approximation did not converge: {NEWTON_STEPS} Newton steps "
+         "after the optimizer still move it.", ConvergenceWarning)
     return x, precision
 
 

@@ -15,7 +15,7 @@ from ..mode.optimize import ModeEstimate
 from ..mode.scale_covariance import scale_inference
 from .augment import add_random_effects_and_predictions
 from .draws import natural_from_draws
-from .laplace import fit_laplace
+from .laplace import MODE_OPTIONS, fit_laplace
 from .priors import PriorSet
 from .pymc_model import build_model
 
@@ -34,7 +34,7 @@ def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, rest
     # (the BCG log risk ratios plus 1e8) would otherwise leave L-BFGS far from the mode (issue 16)
     start = {"beta": weighted_fit(design)[0].reshape(np.shape(model.initial_point()["beta"]))}
     point, raw = pm.find_MAP(start=start, model=model, progressbar=False, method="L-BFGS-B", return_raw=True,
-                             options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 10000})
+                             options=MODE_OPTIONS)
     natural = [(sd[0], rho[0]) for sd, rho in
                natural_from_draws(param, {k: np.atleast_1d(v)[None] for k, v in point.items()})]
     alpha = np.atleast_1d(point["alpha"]) if param.has_scale else None
