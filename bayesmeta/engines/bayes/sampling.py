@@ -93,7 +93,7 @@ def nutpie_defaults(kwargs: dict) -> None:
 
 
 def complete_idata(idata, design: Design, param: Parameterization, model: pm.Model, loo: str | None, random_seed,
-              log_prior: LogPrior | None = None):
+                   log_prior: LogPrior | None = None):
     """Log-likelihoods (per row or block; none when ``loo`` is None), log prior (by ``log_prior``, compiled
     for the model when not given), random effects, predictions."""
     if loo == "cluster":
