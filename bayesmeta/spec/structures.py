@@ -326,6 +326,17 @@ class Structure:
         d = self.sd_vector(sd, q)
         return d[:, None] * self.correlation_matrix(rho, q) * d[None, :]
 
+    def covariances(self, sd: np.ndarray, rho: np.ndarray, q: int) -> np.ndarray:
+        """G of many parameter sets at once: ``sd`` (S, n_sd) and ``rho`` (S, n_rho) give (S, q, q);
+        equal to :meth:`covariance` row by row."""
+        sd = np.asarray(sd, float)
+        d = sd if self.heterogeneous else np.repeat(sd[:, :1], q, axis=1)
+        if self.n_rho(q):
+            R = np.stack([self.correlation.matrix(r, q) for r in np.asarray(rho, float)])
+        else:
+            R = np.broadcast_to(np.eye(q), (len(sd), q, q))
+        return d[:, :, None] * R * d[:, None, :]
+
     def jacobian(self, sd: np.ndarray, rho: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
         """(dG/dsd, dG/drho), of shapes (n_sd, q, q) and (n_rho, q, q)."""
         d = self.sd_vector(sd, q)

@@ -49,7 +49,7 @@ def covariances_from_draws(param: Parameterization, values: dict) -> list[np.nda
         if sc is not None:
             out.append(np.exp(values["alpha"][:, param.alpha_slice(k)] @ sc.W.T))
         else:
-            out.append(np.stack([t.structure.covariance(sd_s, rho_s, t.q) for sd_s, rho_s in zip(sd, rho)]))
+            out.append(t.structure.covariances(sd, rho, t.q))
     return out
 
 
