@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+import pytensor
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, grad_undefined
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
+from pytensor.link.numba.dispatch.basic import register_funcify_default_op_cache_key
 
 from .profiled import LOG_2PI
 
@@ -192,42 +194,76 @@ def nested_value_and_grad(X, y, d0, absorbed, ids, id_offsets, sizes, s_offsets,
     return value, gbeta, gs
 
 
+#: The design arrays that :class:`NestedLoglik` takes as inputs after beta, the variances and the outcome.
+ARRAY_INPUTS = ("X", "d", "ids", "id_offsets", "sizes", "s_offsets", "s_index")
+
+
 class NestedLoglik(Op):
     """Total log-likelihood of a nested design; outputs (value, d/d beta, d/d variances).
 
     Inputs: ``beta`` (p,), the variances (one per term or one per group, see
-    :func:`nested_arrays`) and the outcome in the kernel's row order (data: a
-    shared variable lets one compiled graph serve many outcome vectors). Only the
-    value is differentiable (once), in beta and the variances: its gradient is the
-    Op's second and third outputs.
+    :func:`nested_arrays`), the outcome in the kernel's row order, then the design's
+    arrays (:data:`ARRAY_INPUTS`). The outcome and the arrays are data: as shared
+    variables (:func:`nested_loglik_node`), one compiled graph serves every data set of
+    the same form, and numba's disk cache (``mode="NUMBA"``) serves later processes.
+    Only the value is differentiable (once), in beta and the variances: its gradient is
+    the Op's second and third outputs.
     """
 
-    def __init__(self, arrays: NestedArrays):
-        self.arrays = arrays
-        self.constant = -0.5 * len(arrays.y) * LOG_2PI
+    __props__ = ("absorbed",)
 
-    def make_node(self, beta, s, y):
-        beta = pt.as_tensor_variable(beta).astype("float64")
-        s = pt.as_tensor_variable(s).astype("float64")
-        y = pt.as_tensor_variable(y).astype("float64")
-        return Apply(self, [beta, s, y], [pt.dscalar(), pt.dvector(), pt.dvector()])
+    def __init__(self, absorbed: bool):
+        self.absorbed = bool(absorbed)
+
+    def make_node(self, beta, s, y, *arrays):
+        if len(arrays) != len(ARRAY_INPUTS):
+            raise TypeError(f"NestedLoglik: expected the arrays {ARRAY_INPUTS}, got {len(arrays)} arrays.")
+        floats = [pt.as_tensor_variable(v).astype("float64") for v in (beta, s, y)]
+        X, d = (pt.as_tensor_variable(v).astype("float64") for v in arrays[:2])
+        integers = [pt.as_tensor_variable(v).astype("int64") for v in arrays[2:]]
+        return Apply(self, [*floats, X, d, *integers], [pt.dscalar(), pt.dvector(), pt.dvector()])
 
     def perform(self, node, inputs, output_storage):
-        q = self.arrays
-        beta, s, y = inputs
-        if y.shape != q.y.shape:
-            raise ValueError(f"NestedLoglik: expected {q.y.shape[0]} outcomes, got {y.shape}.")
-        value, gbeta, gs = nested_value_and_grad(q.X, np.ascontiguousarray(y), q.d, q.absorbed, q.ids, q.id_offsets,
-                                                 q.sizes, q.s_offsets, q.s_index, beta, s)
-        output_storage[0][0] = np.asarray(value + self.constant)
+        beta, s, y, X, d, ids, id_offsets, sizes, s_offsets, s_index = inputs
+        if y.shape != d.shape:
+            raise ValueError(f"NestedLoglik: expected {d.shape[0]} outcomes, got {y.shape}.")
+        value, gbeta, gs = nested_value_and_grad(X, np.ascontiguousarray(y), d, self.absorbed, ids, id_offsets, sizes,
+                                                 s_offsets, s_index, beta, s)
+        output_storage[0][0] = np.asarray(value - 0.5 * len(y) * LOG_2PI)
         output_storage[1][0] = gbeta
         output_storage[2][0] = gs
 
     def L_op(self, inputs, outputs, output_grads):
         if not all(isinstance(g.type, DisconnectedType) for g in output_grads[1:]):
             raise NotImplementedError("NestedLoglik: only the value is differentiable.")
-        return [output_grads[0] * outputs[1], output_grads[0] * outputs[2],
-                grad_undefined(self, 2, inputs[2], "the outcome is data")]
+        data = [grad_undefined(self, i, inputs[i], "the outcome is data" if i == 2 else "the design is data")
+                for i in range(2, len(inputs))]
+        return [output_grads[0] * outputs[1], output_grads[0] * outputs[2], *data]
+
+
+@register_funcify_default_op_cache_key(NestedLoglik)
+def numba_nested_loglik(op: NestedLoglik, node=None, **kwargs):
+    """:class:`NestedLoglik` in a graph compiled by numba (PyTensor's ``mode="NUMBA"``): the
+    kernel is called from compiled code, so the whole log-density runs without Python.
+    The design enters as inputs, so the compiled function (and numba's disk cache of it)
+    does not depend on the data."""
+    absorbed = op.absorbed
+
+    @numba.njit
+    def nested_loglik_numba(beta, s, y, X, d, ids, id_offsets, sizes, s_offsets, s_index):  # pragma: no cover
+        value, gbeta, gs = nested_value_and_grad(X, np.ascontiguousarray(y), d, absorbed, ids, id_offsets, sizes,
+                                                 s_offsets, s_index, beta, s)
+        return np.asarray(value - 0.5 * len(y) * LOG_2PI), gbeta, gs
+
+    return nested_loglik_numba
+
+
+def nested_loglik_node(arrays: NestedArrays, beta, s, y):
+    """The outputs (value, d/d beta, d/d variances) of :class:`NestedLoglik` on ``arrays``, which
+    enter the graph as shared variables."""
+    shared = [pytensor.shared(np.ascontiguousarray(getattr(arrays, name)), name=f"nested_{name}")
+              for name in ARRAY_INPUTS]
+    return NestedLoglik(arrays.absorbed)(beta, s, y, *shared)
 
 
 def nested_loglik(design, beta, variances: list, outcome=None):
@@ -245,12 +281,12 @@ def nested_loglik(design, beta, variances: list, outcome=None):
         variance of every term.
     outcome : pytensor vector, optional
         The outcome in the kernel's row order (:func:`sorted_outcome`), e.g. a shared
-        variable; by default the design's outcome as a constant.
+        variable; by default the design's outcome in a shared variable of its own.
     """
     nd = design.nested
-    y = pt.as_tensor_variable(sorted_outcome(nd)) if outcome is None else outcome
+    y = pytensor.shared(sorted_outcome(nd), name="nested_y") if outcome is None else outcome
     if isinstance(variances, pt.TensorVariable):
-        value, _, _ = NestedLoglik(nested_arrays(nd, False))(beta, variances, y)
+        value, _, _ = nested_loglik_node(nested_arrays(nd, False), beta, variances, y)
         return value
     variances = [pt.as_tensor_variable(v) for v in variances]
     per_group = any(v.ndim > 0 for v in variances)
@@ -260,5 +296,5 @@ def nested_loglik(design, beta, variances: list, outcome=None):
                             for start, k in zip(nd.starts, nd.term_index)])
     else:
         s = pt.stack(variances)
-    value, _, _ = NestedLoglik(arrays)(beta, s, y)
+    value, _, _ = nested_loglik_node(arrays, beta, s, y)
     return value

@@ -13,9 +13,9 @@ from reference_tools import load_fixture
 import bayesmeta as bm
 from bayesmeta.likelihood.graph import block_loglik, total_loglik
 from bayesmeta.likelihood.nested_op import (
-    NestedLoglik,
     nested_arrays,
     nested_loglik,
+    nested_loglik_node,
     sorted_outcome,
 )
 
@@ -72,11 +72,11 @@ def test_value_and_gradient_equal_the_graph(name, per_group):
 def test_only_the_value_is_differentiable():
     design = MODELS["school (absorbed rows + districts)"]().design
     beta, s = pt.dvector("beta"), pt.dvector("s")
-    value, gradient, _ = NestedLoglik(nested_arrays(design.nested, False))(beta, s, sorted_outcome(design.nested))
+    value, gradient, _ = nested_loglik_node(nested_arrays(design.nested, False), beta, s, sorted_outcome(design.nested))
     with pytest.raises(NotImplementedError, match="only the value"):
         pt.grad(gradient.sum(), beta)
     y = pt.dvector("y")
-    value, _, _ = NestedLoglik(nested_arrays(design.nested, False))(beta, s, y)
+    value, _, _ = nested_loglik_node(nested_arrays(design.nested, False), beta, s, y)
     with pytest.raises(NullTypeGradError, match="the outcome is data"):
         pt.grad(value, y)
 

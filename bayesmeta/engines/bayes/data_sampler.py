@@ -90,7 +90,7 @@ class DataSampler:
         self.data = SharedData.of(design)
         self.prior_set = prior_set
         self.model = build_model(design, param, prior_set, data=self.data)
-        self.compiled = nutpie_backend.compile_quietly(self.model)
+        self.compiled = nutpie_backend.compile_model(self.model)
         self._log_prior = None
 
     def sample(self, design: Design, *, draws: int, tune: int, chains: int, random_seed, **kwargs) -> az.InferenceData:

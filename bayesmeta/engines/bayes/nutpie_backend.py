@@ -2,8 +2,9 @@
 
 nutpie's own PyMC path compiles the model with numba, which takes 10-15 s on
 every run even for a small model. Here the log-density and its gradient are
-compiled by PyTensor (by default its C backend, whose disk cache makes later
-runs start fast) and handed to nutpie as Python callables: nutpie runs the
+compiled by PyTensor (its C backend, or numba for the fused nested likelihood;
+both disk caches make later runs start fast, see :func:`choose_mode`) and
+handed to nutpie as Python callables: nutpie runs the
 sampler loop, adaptation and bookkeeping in Rust, so each leapfrog step costs
 little more than one call of the compiled function.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import threading
 import time
-import warnings
 
 import numpy as np
 import pymc as pm
@@ -21,11 +21,33 @@ import pytensor.tensor as pt
 from pymc.pytensorf import join_nonshared_inputs
 from pytensor.compile.mode import get_mode
 
-#: PyTensor backend of the log-density. The C backend's compiled code is cached on
-#: disk and loads in well under a second. ``mode="NUMBA"`` evaluates small graphs
-#: about 3x faster, but loading its cache takes seconds in every new process, and
-#: graphs holding large constant arrays (the block designs) are compiled anew each time.
+#: PyTensor backend of the log-density of graphs without the fused nested likelihood.
+#: The C backend's compiled code is cached on disk and loads in well under a second;
+#: numba's cache of a graph holding the data as constants (the block designs) would
+#: serve that data set only.
 DEFAULT_MODE = "FAST_RUN"
+#: Backend of graphs with the fused nested likelihood (:class:`~bayesmeta.likelihood.nested_op.NestedLoglik`),
+#: whose data are shared variables: numba evaluates them about twice as fast as the C
+#: backend (no Python between the nodes), and its disk cache serves every data set of
+#: the same model form, so after the first run of a form compiling takes well under a
+#: second (the first run: 5-8 s).
+NESTED_MODE = "NUMBA"
+
+
+def choose_mode(logp) -> str:
+    """:data:`NESTED_MODE` when the log-density graph ``logp`` holds the fused nested Op, else :data:`DEFAULT_MODE`."""
+    from pytensor.graph.traversal import ancestors
+
+    from ...likelihood.nested_op import NestedLoglik
+
+    nested = any(v.owner is not None and isinstance(v.owner.op, NestedLoglik) for v in ancestors([logp]))
+    return NESTED_MODE if nested else DEFAULT_MODE
+
+
+def single_mode(mode: str):
+    """The mode of functions compiled beside a log-density of ``mode``: one backend per process
+    where possible (the C backend's first use loads its whole disk cache)."""
+    return None if mode == DEFAULT_MODE else mode
 
 
 def _compile_mode(mode: str):
@@ -44,10 +66,11 @@ def _require_nutpie():
     return nutpie
 
 
-def compile_model(model: pm.Model, mode: str = DEFAULT_MODE):
+def compile_model(model: pm.Model, mode: str | None = None):
     """A nutpie model whose log-density, gradient and outputs are compiled PyTensor functions.
 
-    ``mode`` is the PyTensor backend of the log-density and gradient (see :data:`DEFAULT_MODE`).
+    ``mode`` is the PyTensor backend of the log-density and gradient; by default
+    :func:`choose_mode` picks it (see :data:`DEFAULT_MODE` and :data:`NESTED_MODE`).
     """
     _require_nutpie()
     from nutpie.compiled_pyfunc import from_pyfunc
@@ -55,13 +78,14 @@ def compile_model(model: pm.Model, mode: str = DEFAULT_MODE):
     point = model.initial_point()
     value_vars = model.value_vars
     logp = model.logp(jacobian=True)
+    mode = mode or choose_mode(logp)
     grad = pt.concatenate([g.ravel() for g in pt.grad(logp, value_vars)])
     (logp_x, grad_x), x = join_nonshared_inputs(point, [logp, grad], value_vars)
     logp_fn = pytensor.function([x], [logp_x, grad_x], trust_input=True, mode=_compile_mode(mode))
     outputs = model.free_RVs + model.deterministics
     names = [v.name for v in outputs]
     expanded, x_expand = join_nonshared_inputs(point, model.replace_rvs_by_values(outputs), value_vars)
-    expand_fn = pytensor.function([x_expand], expanded, trust_input=True)  # once per draw: C is fine
+    expand_fn = pytensor.function([x_expand], expanded, trust_input=True, mode=_compile_mode(mode))
     start = np.concatenate([np.ravel(point[v.name]) for v in value_vars]).astype(float)
     shapes = [tuple(np.shape(value)) for value in expand_fn(start)]
     logp_fn(start)  # a just-in-time backend compiles on the first call: do it before sampling
@@ -108,20 +132,11 @@ def sample(model: pm.Model, *, draws: int, tune: int, chains: int, cores: int, r
     """Sample with nutpie; returns InferenceData (posterior and sample_stats).
 
     ``kwargs`` go to :func:`nutpie.sample`, except ``mode`` (the PyTensor backend of the
-    log-density, default :data:`DEFAULT_MODE`; ``"NUMBA"`` samples faster once compiled).
+    log-density; by default :func:`choose_mode` picks it).
     """
-    compiled = compile_quietly(model, kwargs.pop("mode", DEFAULT_MODE))
+    compiled = compile_model(model, kwargs.pop("mode", None))
     return sample_compiled(compiled, model, draws=draws, tune=tune, chains=chains, cores=cores,
                            random_seed=random_seed, progressbar=progressbar, **kwargs)
-
-
-def compile_quietly(model: pm.Model, mode: str = DEFAULT_MODE):
-    """:func:`compile_model`, without numba's note on the nested likelihood's Python entry point."""
-    with warnings.catch_warnings():
-        # numba runs the fused nested likelihood (its own numba kernel) through its Python
-        # entry point; that is intended, and as fast as inlining it
-        warnings.filterwarnings("ignore", message="Numba will use object mode to run NestedLoglik")
-        return compile_model(model, mode)
 
 
 def sample_compiled(compiled, model: pm.Model, *, draws: int, tune: int, chains: int, cores: int, random_seed,
@@ -130,9 +145,64 @@ def sample_compiled(compiled, model: pm.Model, *, draws: int, tune: int, chains:
     nutpie = _require_nutpie()
     seed = random_seed if isinstance(random_seed, (int, np.integer)) else None
     start = time.perf_counter()
-    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
-                          progress_bar=progressbar, save_warmup=False, **kwargs)
-    idata.posterior.attrs.setdefault("sampling_time", time.perf_counter() - start)  # as PyMC reports it
-    original = {name: list(values) for name, values in model.coords.items() if name in idata.posterior.dims}
-    idata.posterior = idata.posterior.assign_coords(original)
+    trace = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
+                          progress_bar=progressbar, save_warmup=False, return_raw_trace=True, **kwargs)
+    sampling_time = time.perf_counter() - start
+    idata = trace_to_idata(*trace.get_arrow_trace(), compiled.dims, model.coords)
+    idata.posterior.attrs["sampling_time"] = sampling_time  # as PyMC reports it
     return idata
+
+
+def _warmup_rows(stats) -> int:
+    import pyarrow
+
+    return int(pyarrow.array(stats.column("tuning")).to_numpy(zero_copy_only=False).sum())
+
+
+def _column_values(column, n_rows: int) -> np.ndarray:
+    """An arrow column as an array (rows, *shape), its shape read from the field's metadata."""
+    import pyarrow
+
+    shape = (column.field.metadata or {}).get(b"shape", b"")
+    shape = tuple(int(v) for v in shape.decode().split(",")) if shape else ()
+    values = pyarrow.array(column)
+    if hasattr(values, "flatten"):
+        values = values.flatten()
+    return np.asarray(values.to_numpy(zero_copy_only=False)).reshape((n_rows,) + shape)
+
+
+def trace_to_idata(draw_batches, stat_batches, dims: dict, coords: dict):
+    """InferenceData (``posterior`` and ``sample_stats``, draws after warm-up) from nutpie's
+    arrow trace: one batch of draws and one of sampler statistics per chain.
+
+    nutpie's own conversion also converts the warm-up and the vector statistics
+    (mass matrices, divergence locations), which costs as much as a short run of a
+    small model; the statistics kept are the scalar ones (``diverging``, ``n_steps``,
+    ``step_size``, ``energy``...).
+    """
+    import arviz as az
+    import pyarrow
+    import xarray as xr
+
+    warmup = [_warmup_rows(s) for s in stat_batches]
+    draws = [d.slice(w, d.num_rows - w) for d, w in zip(draw_batches, warmup)]
+    stats = [s.slice(w, s.num_rows - w) for s, w in zip(stat_batches, warmup)]
+    n = draws[0].num_rows
+    if any(d.num_rows != n for d in draws):
+        raise ValueError("nutpie: the chains hold different numbers of draws (an interrupted run?).")
+    chain_draw = {"chain": np.arange(len(draws)), "draw": np.arange(n)}
+
+    def dataset(batches, names):
+        variables = {}
+        for name in names:
+            values = np.stack([_column_values(b.column(name), n) for b in batches])
+            extra = tuple(dims.get(name, ())) or tuple(f"{name}_dim_{i}" for i in range(values.ndim - 2))
+            variables[name] = (("chain", "draw") + extra, values)
+        used = {dim for _, (dimensions, _) in variables.items() for dim in dimensions}
+        return xr.Dataset(variables, coords={**chain_draw, **{k: list(v) for k, v in coords.items() if k in used}})
+
+    schema = pyarrow.schema(stats[0].schema)
+    scalar = [f.name for f in schema if not pyarrow.types.is_list(f.type)
+              and not pyarrow.types.is_large_list(f.type) and f.name not in ("tuning", "chain", "draw")]
+    return az.InferenceData(posterior=dataset(draws, pyarrow.schema(draws[0].schema).names),
+                            sample_stats=dataset(stats, scalar))

@@ -10,11 +10,10 @@ from contextlib import contextmanager
 import arviz as az
 import numpy as np
 import pymc as pm
+import pytensor
+import pytensor.tensor as pt
 import xarray as xr
-from pymc.backends.arviz import (
-    apply_function_over_dataset,
-    coords_and_dims_for_inferencedata,
-)
+from pymc.backends.arviz import coords_and_dims_for_inferencedata
 
 from ...design.build import Design
 from ...design.parameters import Parameterization
@@ -126,7 +125,7 @@ def sample_grid(design: Design, param: Parameterization, prior_sets: list, *, dr
         compiled for it (1 for the first of its families, else 0).
     """
     nutpie_defaults(kwargs)
-    mode = kwargs.pop("mode", nutpie_backend.DEFAULT_MODE)
+    mode = kwargs.pop("mode", None)
     store = (design.n_blocks if loo == "cluster" else design.n) * draws * chains <= MAX_LOGLIK_VALUES
     groups = {}
     for i, prior_set in enumerate(prior_sets):
@@ -137,8 +136,10 @@ def sample_grid(design: Design, param: Parameterization, prior_sets: list, *, dr
     out = [None] * len(prior_sets)
     for members in groups.values():
         _, first, first_registry = members[0]
-        compiled = nutpie_backend.compile_quietly(first, mode)
-        log_prior = LogPrior(first)  # takes each prior set's hyperparameters with the shared variables
+        family_mode = mode or nutpie_backend.choose_mode(first.logp())
+        compiled = nutpie_backend.compile_model(first, family_mode)
+        # takes each prior set's hyperparameters with the shared variables
+        log_prior = LogPrior(first, nutpie_backend.single_mode(family_mode))
         for position, (i, model, registry) in enumerate(members):
             first_registry.assign(registry)
             with pymc_logs(progressbar):
@@ -171,24 +172,37 @@ class LogPrior:
     with their current values, so one compiled function serves a whole prior grid.
     """
 
-    def __init__(self, model: pm.Model):
+    def __init__(self, model: pm.Model, mode: str | None = None):
         from pymc.model.transform.conditioning import remove_value_transforms
+        from pytensor.graph.replace import vectorize_graph
 
         untransformed = remove_value_transforms(model)  # the posterior holds untransformed values
         self.names = [rv.name for rv in untransformed.free_RVs]
-        self.function = untransformed.compile_fn(inputs=untransformed.value_vars,
-                                                 outs=untransformed.logp(vars=untransformed.free_RVs, sum=False),
-                                                 on_unused_input="ignore")
+        values = [untransformed.rvs_to_values[rv] for rv in untransformed.free_RVs]
+        # one call for all draws: the graph vectorised over a leading draws dimension
+        draws = [pt.tensor(v.name, dtype=v.dtype, shape=(None,) + v.type.shape) for v in values]
+        outs = vectorize_graph(untransformed.logp(vars=untransformed.free_RVs, sum=False),
+                               replace=dict(zip(values, draws)))
+        self.function = pytensor.function(draws, outs, on_unused_input="ignore", mode=mode)
         self.coords, self.dims = coords_and_dims_for_inferencedata(untransformed)
 
     def add_to(self, idata: az.InferenceData) -> None:
         """Add the ``log_prior`` group to ``idata`` (its posterior draws), in place."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            dataset = apply_function_over_dataset(self.function, idata.posterior[self.names],
-                                                  output_var_names=self.names, sample_dims=("chain", "draw"),
-                                                  dims=self.dims, coords=self.coords, progressbar=False)
-        idata.add_groups({"log_prior": dataset})
+        posterior = idata.posterior
+        chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+        values = [posterior[name].values.reshape((chains * draws,) + posterior[name].shape[2:])
+                  for name in self.names]
+        variables = {}
+        for name, out in zip(self.names, self.function(*values)):
+            out = np.asarray(out).reshape((chains, draws) + np.shape(out)[1:])
+            dims = tuple(self.dims.get(name, ()))
+            if len(dims) != out.ndim - 2:  # no dims, or one log density for a vector (an LKJ prior)
+                dims = tuple(f"{name}_dim_{i}" for i in range(out.ndim - 2))
+            variables[name] = (("chain", "draw") + dims, out)
+        used = {d for dims, _ in variables.values() for d in dims}
+        coords = {"chain": posterior.chain.values, "draw": posterior.draw.values,
+                  **{k: v for k, v in self.coords.items() if k in used}}
+        idata.add_groups({"log_prior": xr.Dataset(variables, coords=coords)})
 
 
 def sample_prior(design: Design, param: Parameterization, prior_set: PriorSet, draws: int, random_seed):

@@ -48,14 +48,73 @@ def test_nutpie_result_matches_the_pymc_layout(make):
     assert np.all(np.abs(centre - reml.coef.to_numpy()) < 0.3 * spread)
 
 
-@pytest.mark.slow
-def test_nutpie_with_the_numba_backend():
+def _log_density_functions(model, modes):
+    """The compiled log-density and gradient of ``model``'s default PyMC graph in each PyTensor mode."""
+    import pytensor
+    import pytensor.tensor as pt
+    from pymc.pytensorf import join_nonshared_inputs
+
+    from bayesmeta.engines.bayes.priors import resolve_priors
+    from bayesmeta.engines.bayes.pymc_model import build_model
+
+    pm_model = build_model(model.design, model.param, resolve_priors(model.design, model.param))
+    point = pm_model.initial_point()
+    logp = pm_model.logp(jacobian=True)
+    grad = pt.concatenate([g.ravel() for g in pt.grad(logp, pm_model.value_vars)])
+    (logp_x, grad_x), x = join_nonshared_inputs(point, [logp, grad], pm_model.value_vars)
+    return logp, [pytensor.function([x], [logp_x, grad_x], mode=mode) for mode in modes]
+
+
+def test_nested_likelihood_compiled_by_numba_equals_the_c_backend():
+    """The fused nested Op in a numba-compiled graph (chosen for nutpie) gives the C backend's
+    log-density and gradient; the design is data (shared variables), not constants."""
+    from pytensor.graph.basic import Constant
+
+    from bayesmeta.engines.bayes import nutpie_backend
+
+    logp, (c_backend, numba_backend) = _log_density_functions(_school(), ["FAST_RUN", "NUMBA"])
+    assert nutpie_backend.choose_mode(logp) == "NUMBA"
+    rng = np.random.default_rng(5)
+    for _ in range(3):
+        x = rng.normal(scale=0.7, size=3)
+        (v_c, g_c), (v_n, g_n) = c_backend(x), numba_backend(x)
+        np.testing.assert_allclose(v_n, v_c, rtol=1e-12)
+        np.testing.assert_allclose(g_n, g_c, rtol=1e-10, atol=1e-12)
+    large = [v for v in numba_backend.maker.fgraph.variables if isinstance(v, Constant) and v.data.size > 2]
+    assert not large, f"data compiled in as constants: {large}"
+
+
+def test_block_designs_keep_the_c_backend():
+    from bayesmeta.engines.bayes import nutpie_backend
+
+    logp, _ = _log_density_functions(berkey_model(), [])
+    assert nutpie_backend.choose_mode(logp) == "FAST_RUN"
+
+
+@pytest.mark.filterwarnings("ignore::bayesmeta.ConvergenceWarning")  # few draws on purpose
+def test_nutpie_trace_is_converted_draws_after_warmup_only():
+    """The posterior holds the draws after warm-up, in nutpie's order, and the sampler statistics
+    the scalar ones, with the model's own coordinates."""
     pytest.importorskip("nutpie")
-    pytest.importorskip("numba")
+    post = _school().sample(draws=40, tune=30, chains=2, random_seed=2, sampler="nutpie", progressbar=False)
+    idata = post.idata
+    assert idata.posterior.sizes == {"chain": 2, "draw": 40, "term": 1, "sigma2_component": 2,
+                                     "district": 11, "study": 56}
+    assert idata.sample_stats["diverging"].dtype == bool and idata.sample_stats["n_steps"].shape == (2, 40)
+    assert not any(v.startswith(("mass_matrix", "divergence_", "gradient")) for v in idata.sample_stats.data_vars)
+    assert list(idata.posterior.district.values) == sorted(bm.datasets.load("school").district.unique())
+    # sigma2 is sigma squared draw by draw: the two variables were aligned from one trace
+    np.testing.assert_allclose(idata.posterior["sigma2"], idata.posterior["sigma"] ** 2, rtol=1e-12)
+    assert idata.posterior.attrs["sampling_time"] > 0
+
+
+@pytest.mark.slow
+def test_nutpie_with_the_c_backend():
+    pytest.importorskip("nutpie")
     model = _school()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", bm.ConvergenceWarning)  # a short run: low ESS is expected
-        post = model.sample(draws=300, tune=300, chains=2, random_seed=4, sampler="nutpie", mode="NUMBA",
+        post = model.sample(draws=300, tune=300, chains=2, random_seed=4, sampler="nutpie", mode="FAST_RUN",
                             progressbar=False)
     reml = model.fit()
     beta = post.idata.posterior["beta"]

@@ -11,6 +11,7 @@ import pytest
 from cases import (
     alcohol_model,
     berkey_blocks,
+    berkey_model,
     gliomas_data,
     har_within,
     ishak_long,
@@ -244,3 +245,31 @@ def test_no_divergences_on_bundled_examples_and_centres_near_reml():
             centre = draws.median(("chain", "draw")).values
             spread = draws.std(("chain", "draw")).values
             assert np.all(np.abs(centre - reml.coef.to_numpy()) < 0.25 * spread), name
+
+
+def _gliomas_har():
+    gl = gliomas_data()
+    return bm.MetaModel("logOR ~ 0 + tf", data=gl, V=har_within(gl), random="~ tf | study", struct="HAR")
+
+
+@pytest.mark.filterwarnings("ignore:The effect of Potentials")  # prior draws only: the likelihood is not used
+@pytest.mark.parametrize("make", [berkey_model, _gliomas_har], ids=["berkey-UN-LKJ", "gliomas-HAR"])
+def test_log_prior_of_all_draws_at_once_equals_pymc(make):
+    """LogPrior evaluates the log prior of all draws in one call of a vectorised graph; it equals
+    PyMC's compute_log_prior (one call per draw), element by element, an LKJ prior included."""
+    import pymc as pm
+
+    from bayesmeta.engines.bayes.priors import resolve_priors
+    from bayesmeta.engines.bayes.pymc_model import build_model
+    from bayesmeta.engines.bayes.sampling import LogPrior
+
+    model = make()
+    pm_model = build_model(model.design, model.param, resolve_priors(model.design, model.param))
+    prior = pm.sample_prior_predictive(draws=30, model=pm_model, random_seed=3).prior
+    names = [rv.name for rv in pm_model.free_RVs]
+    idata = az.InferenceData(posterior=prior[names])
+    LogPrior(pm_model).add_to(idata)
+    expected = pm.compute_log_prior(idata.copy(), model=pm_model, extend_inferencedata=False, progressbar=False)
+    assert set(idata.log_prior.data_vars) == set(names)
+    for name in names:
+        np.testing.assert_allclose(idata.log_prior[name].values, expected[name].values, rtol=1e-12)
