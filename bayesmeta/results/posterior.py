@@ -92,16 +92,26 @@ class BayesResult:
         return [v for v in DIAGNOSED if v in post]
 
     @cached_property
+    def _convergence(self) -> dict:
+        """R-hat, bulk and tail ESS (ArviZ datasets) of every diagnosed or reported variable,
+        computed once for :attr:`diagnostics` and :meth:`table`."""
+        import arviz as az
+
+        post = self.idata.posterior
+        names = list(dict.fromkeys([*self.var_names, *(v for v in REPORTED if v in post)]))
+        with warnings.catch_warnings():  # fixed components are constant: no R-hat or ESS (NaN)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return {"r_hat": az.rhat(self.idata, var_names=names),
+                    "ess_bulk": az.ess(self.idata, var_names=names, method="bulk"),
+                    "ess_tail": az.ess(self.idata, var_names=names, method="tail")}
+
+    @cached_property
     def diagnostics(self) -> dict:
         """Divergences, max R-hat, min bulk and tail ESS, min E-BFMI over the free parameters."""
         import arviz as az
 
         names = self.var_names
-        with warnings.catch_warnings():  # fixed components are constant: no R-hat or ESS (NaN, left out below)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            rhat = az.rhat(self.idata, var_names=names)
-            ess_bulk = az.ess(self.idata, var_names=names, method="bulk")
-            ess_tail = az.ess(self.idata, var_names=names, method="tail")
+        rhat, ess_bulk, ess_tail = (self._convergence[k][names] for k in ("r_hat", "ess_bulk", "ess_tail"))
 
         def extreme(ds, fn):
             values = np.concatenate([np.ravel(ds[v].values) for v in ds.data_vars])
@@ -143,19 +153,16 @@ class BayesResult:
         """Posterior mean (``estimate``), SD (``se``), equal-tailed interval (``ci_lb``, ``ci_ub``),
         ESS and R-hat of every reported parameter, indexed as :meth:`ModeResult.table`
         (ESS and R-hat are NaN for the independent draws of a Laplace approximation)."""
-        import arviz as az
-
         names = [v for v in REPORTED if v in self.idata.posterior]
-        if self.sampler == "laplace":
-            parts = [self._summaries(v).set_axis([f"{v}[{i}]" for i in self._summaries(v).index]) for v in names]
-            return pd.concat(parts).assign(ess_bulk=np.nan, ess_tail=np.nan, r_hat=np.nan)
-        lo, hi = (1 - self.level) / 2, (1 + self.level) / 2
-        with warnings.catch_warnings():  # constant (fixed) components have no R-hat
-            warnings.simplefilter("ignore", RuntimeWarning)
-            s = az.summary(self.idata, var_names=names, kind="all", stat_focus="mean", round_to="none",
-                           stat_funcs={"ci_lb": lambda x: np.quantile(x, lo), "ci_ub": lambda x: np.quantile(x, hi)})
-        s = s.rename(columns={"mean": "estimate", "sd": "se"})
-        return s[["estimate", "se", "ci_lb", "ci_ub", "ess_bulk", "ess_tail", "r_hat"]]
+        parts = []
+        for v in names:
+            part = self._summaries(v)
+            labels = list(part.index) if self.idata.posterior[v].ndim > 2 else None
+            for column in ("ess_bulk", "ess_tail", "r_hat"):
+                part[column] = (np.nan if self.sampler == "laplace"
+                                else np.ravel(self._convergence[column][v].values))
+            parts.append(part.set_axis([f"{v}[{i}]" for i in labels] if labels is not None else [v]))
+        return pd.concat(parts)
 
     # the shared contract: posterior means, SDs and intervals -------------------
 

@@ -99,3 +99,18 @@ def test_fixed_correlations_leak_no_runtime_warning():
         post._repr_html_(), repr(post), post.predict(), post.table()
     assert post.rho.iloc[0] == pytest.approx(0.5)
     assert "rho[" in text
+
+
+def test_table_equals_arviz_summary(nuts):
+    """The table's means, SDs, equal-tailed intervals, ESS and R-hat (computed once with the
+    diagnostics) are ArviZ's summary of the same draws."""
+    import arviz as az
+
+    names = [v for v in ("beta", "sigma2") if v in nuts.idata.posterior]
+    expected = az.summary(nuts.idata, var_names=names, kind="all", stat_focus="mean", round_to="none",
+                          stat_funcs={"ci_lb": lambda x: np.quantile(x, 0.025), "ci_ub": lambda x: np.quantile(x, 0.975)})
+    expected = expected.rename(columns={"mean": "estimate", "sd": "se"})
+    table = nuts.table()
+    assert list(table.index) == list(expected.index)
+    for column in ("estimate", "se", "ci_lb", "ci_ub", "ess_bulk", "ess_tail", "r_hat"):
+        np.testing.assert_allclose(table[column], expected[column], rtol=1e-10, err_msg=column)
