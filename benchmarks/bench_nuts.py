@@ -5,8 +5,11 @@ Each fit runs in a new process (``python -c ...``), so the wall time includes
 imports, graph construction and compilation: once with an empty PyTensor
 compile cache (cold) and once with the cache the first run filled (warm).
 Every sampler is timed: PyMC's NUTS, and nutpie's (when installed) on the
-log-density compiled by PyTensor's C backend (the default) and by its numba
-backend (``mode="NUMBA"``).
+log-density compiled as bayesmeta chooses (numba for these nested models) and by
+PyTensor's C backend (``nutpie-c``, ``mode="FAST_RUN"``). BCG with an uncentred
+moderator (``logrr ~ year``) and with it centred shows that the fixed effects are
+sampled through standardised coefficients: the two need the same number of
+leapfrog steps per draw (``leapfrog_steps``).
 Reported: wall time, sampling time (tuning + draws, as the sampler reports it),
 divergences, and bulk ESS per sampling second for every parameter; the same for
 brms (``effect | se(sqrt(var)) ~ 1 + (1 | district/study)``), whose sampling
@@ -40,6 +43,10 @@ draws, tune, data, sampler = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sy
 if data == "school":
     dat = bm.datasets.load("school")
     model = bm.MetaModel("effect ~ 1", data=dat, vi="var", random="~ 1 | district/study")
+elif data.startswith("bcg"):  # a moderator far from zero (year), as given or centred
+    dat = bm.datasets.load("bcg")
+    dat["year_centred"] = dat["year"] - dat["year"].mean()
+    model = bm.MetaModel("logrr ~ year" if data == "bcg-year" else "logrr ~ year_centred", data=dat, vi="logrrvar")
 else:
     rng = np.random.default_rng(1)
     sizes = rng.integers(3, 8, size=4000)
@@ -49,14 +56,15 @@ else:
     import pandas as pd
     dat = pd.DataFrame({"district": district, "study": np.arange(10000), "effect": y, "var": vi})
     model = bm.MetaModel("effect ~ 1", data=dat, vi="var", random="~ 1 | district/study")
-options = {"sampler": "nutpie", "mode": "NUMBA"} if sampler == "nutpie-numba" else {"sampler": sampler}
+options = {"sampler": "nutpie", "mode": "FAST_RUN"} if sampler == "nutpie-c" else {"sampler": sampler}
 post = model.sample(draws=draws, tune=tune, chains=4, random_seed=1, progressbar=False, **options)
 idata = post.idata
-ess = az.ess(idata, var_names=["beta", "sigma"], method="bulk")
+ess = az.ess(idata, var_names=[v for v in ("beta", "sigma", "tau") if v in idata.posterior], method="bulk")
 values = {f"{v}[{i}]": float(x) for v in ess.data_vars
           for i, x in zip(ess[v].coords[ess[v].dims[0]].values, np.ravel(ess[v].values))}
 print("RESULT " + json.dumps({"sampling_s": float(idata.posterior.attrs["sampling_time"]),
-                             "divergences": post.diagnostics["divergences"], "ess_bulk": values}))
+                             "divergences": post.diagnostics["divergences"], "ess_bulk": values,
+                             "steps": float(idata.sample_stats["n_steps"].mean())}))
 """
 
 BRMS = r"""
@@ -129,6 +137,7 @@ def rows_for(label: str, result: dict) -> list[dict]:
     for name, ess in ess_values.items():
         rows.append({"run": label, "parameter": name, "wall_s": result["wall_s"],
                      "sampling_s": result["sampling_s"], "divergences": result["divergences"],
+                     "leapfrog_steps": result.get("steps", float("nan")),
                      "ess_bulk": ess, "ess_per_s": ess / result["sampling_s"]})
     return rows
 
@@ -136,7 +145,7 @@ def rows_for(label: str, result: dict) -> list[dict]:
 def main() -> None:
     quick = "--quick" in sys.argv
     draws = tune = 200 if quick else 1000
-    samplers = ["pymc"] + (["nutpie", "nutpie-numba"] if find_spec("nutpie") else [])
+    samplers = ["pymc"] + (["nutpie", "nutpie-c"] if find_spec("nutpie") else [])
     rows, warm = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for sampler in samplers:
@@ -155,6 +164,10 @@ def main() -> None:
             for sampler in samplers:
                 rows += rows_for(f"bayesmeta {sampler} 10,000 rows (warm)",
                                  run_child(draws, tune, "sim", dict(os.environ), sampler))
+            for sampler in samplers[:2]:
+                for data in ("bcg-year", "bcg-year-centred"):
+                    rows += rows_for(f"bayesmeta {sampler} {data} (warm)",
+                                     run_child(draws, tune, data, dict(os.environ), sampler))
     table = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
         print(table.to_string(index=False))

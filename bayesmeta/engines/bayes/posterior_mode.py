@@ -17,7 +17,7 @@ from .augment import add_random_effects_and_predictions
 from .draws import natural_from_draws
 from .laplace import MODE_OPTIONS, fit_laplace
 from .priors import PriorSet
-from .pymc_model import build_model
+from .pymc_model import build_model, fixed_effects_start
 
 
 def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, restricted: bool):
@@ -32,7 +32,7 @@ def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, rest
     model = build_model(design, param, prior_set, restricted=restricted)
     # start the fixed effects at their weighted least-squares fit, not at 0: an outcome far from zero
     # (the BCG log risk ratios plus 1e8) would otherwise leave L-BFGS far from the mode (issue 16)
-    start = {"beta": weighted_fit(design)[0].reshape(np.shape(model.initial_point()["beta"]))}
+    start = fixed_effects_start(model, design, weighted_fit(design)[0])
     point, raw = pm.find_MAP(start=start, model=model, progressbar=False, method="L-BFGS-B", return_raw=True,
                              options=MODE_OPTIONS)
     natural = [(sd[0], rho[0]) for sd, rho in
@@ -71,9 +71,7 @@ def laplace(design: Design, param: Parameterization, prior_set: PriorSet, draws:
     their weighted least-squares fit, as :func:`find_mode`.
     """
     model = build_model(design, param, prior_set, restricted=restricted)
-    start = None
-    if model["beta"] in model.free_RVs:  # not when beta stacks priors of different families
-        start = {"beta": weighted_fit(design)[0].reshape(np.shape(model.initial_point()["beta"]))}
+    start = fixed_effects_start(model, design, weighted_fit(design)[0])
     idata = fit_laplace(model, draws, random_seed, initvals=start)
     add_random_effects_and_predictions(idata, design, param, random_seed)
     return idata

@@ -15,12 +15,14 @@ the marginal Gaussian of :mod:`bayesmeta.likelihood.graph`, added as a potential
 
 Location-scale models add the scale coefficients ``alpha`` (dim ``scale_term``);
 the variance of every group of a level with a scale model is ``exp(W alpha)``.
-NUTS works on the coefficients ``alpha_std`` of the standardised moderators
-(``alpha = T alpha_std``, as the ML/REML engine), which removes the strong
-correlation between an intercept and uncentred moderators; independent Normal
-priors on ``alpha`` (the default) become the equivalent multivariate normal prior
-on ``alpha_std``, flat priors stay flat, and other priors are put on ``alpha``
-directly.
+NUTS works on the coefficients ``beta_std`` and ``alpha_std`` of the standardised
+moderators (``beta = T beta_std``, ``alpha = T alpha_std``, as the ML/REML engine
+for alpha), which removes the strong correlation between an intercept and
+uncentred moderators (an uncentred moderator samples as fast as a centred one);
+independent Normal priors on ``beta`` or ``alpha`` (the defaults) become the
+equivalent multivariate normal prior on the standardised coefficients, flat priors
+stay flat, and other priors are put on ``beta`` or ``alpha`` directly.
+Intercept-only models keep ``beta`` as their free variable.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pymc_extras.prior import Prior
 
 from ...design.build import Design
 from ...design.parameters import SD_NAMES, Parameterization
+from ...design.scale_models import standardising_transform
 from ...likelihood.graph import SharedData, block_loglik, total_loglik
 from ...spec.structures import Unstructured, lower_pairs
 from .priors import PriorSet
@@ -132,25 +135,75 @@ def _lkj_correlations(name: str, q: int, prior_set: PriorSet):
     return Unstructured.correlations_pt(2.0 * u - 1.0, q)
 
 
+def _independent_normals(priors) -> bool:
+    return all(p.distribution == "Normal" and set(p.parameters) == {"mu", "sigma"}
+               and all(np.isscalar(v) for v in p.parameters.values()) for p in priors)
+
+
+def _standardised_coefficients(name: str, priors: tuple, T: np.ndarray, flat: bool, dim: str):
+    """Coefficients ``name`` = ``T @ <name>_std``: NUTS works on the coefficients of standardised
+    columns (``X @ T``), which removes the correlation between an intercept and uncentred
+    moderators. Independent Normal priors on the coefficients become the equivalent
+    multivariate normal prior on the standardised ones (with a prior grid's hyperparameters in
+    shared variables), flat priors stay flat; other priors go on the coefficients directly."""
+    if not (flat or _independent_normals(priors)):
+        return _vector_variable(name, priors, dim)
+    std_name = f"{name}_std"
+    if flat:
+        standardised = pm.Flat(std_name, dims=dim)
+    else:
+        T_inv = np.linalg.inv(T)
+        mu = np.array([p.parameters["mu"] for p in priors], dtype=float)
+        sigma = np.array([p.parameters["sigma"] for p in priors], dtype=float)
+        registry = _SHARED.get()
+        if registry is not None:
+            registry.fingerprint.append((name, "Normal", "standardised", ("mu", "sigma")))
+            mu, sigma = registry.register(name, "mu", mu), registry.register(name, "sigma", sigma)
+            cov = pt.dot(T_inv * sigma ** 2, T_inv.T)
+        else:
+            cov = T_inv @ np.diag(sigma ** 2) @ T_inv.T
+        standardised = pm.MvNormal(std_name, mu=pt.dot(T_inv, mu), cov=(cov + cov.T) / 2, dims=dim)
+        standardised_priors(pm.modelcontext(None))[name] = (mu, sigma, T)
+    return pm.Deterministic(name, pt.dot(T, standardised), dims=dim)
+
+
+def standardised_priors(model: pm.Model) -> dict:
+    """The coefficients sampled through standardised ones whose priors are independent Normals:
+    name -> (mu, sigma, T), with ``name = T @ <name>_std`` (see :func:`_standardised_coefficients`)."""
+    if not hasattr(model, "bayesmeta_standardised"):
+        model.bayesmeta_standardised = {}
+    return model.bayesmeta_standardised
+
+
+def beta_transform(design: Design) -> np.ndarray | None:
+    """T with ``X @ T`` the fixed-effects design with its non-constant columns centred (when
+    there is an intercept) and scaled; None when there is nothing to standardise."""
+    T = standardising_transform(design.X)
+    return None if np.array_equal(T, np.eye(len(T))) else T
+
+
+def fixed_effects_start(model: pm.Model, design: Design, beta: np.ndarray) -> dict | None:
+    """Initial values that put the fixed effects at ``beta``: of ``beta_std`` or of ``beta``
+    (None when beta stacks priors of different families)."""
+    if "beta_std" in model.named_vars:
+        return {"beta_std": np.linalg.solve(beta_transform(design), beta)}
+    if model["beta"] in model.free_RVs:
+        return {"beta": np.reshape(beta, np.shape(model.initial_point()["beta"]))}
+    return None
+
+
+def _fixed_effects(design: Design, prior_set: PriorSet):
+    T = beta_transform(design)
+    if T is None:
+        return _vector_variable("beta", prior_set.beta, "term")
+    return _standardised_coefficients("beta", prior_set.beta, T, prior_set.flat, "term")
+
+
 def _scale_coefficients(param: Parameterization, prior_set: PriorSet):
     """The scale coefficients ``alpha`` (dim ``scale_term``), and per term the vector of its
     groups' variances ``exp(W alpha)`` (None for terms without a scale model)."""
-    priors = prior_set.alpha
     T = param.alpha_transform()[:, param.alpha_positions()]
-    normal = all(p.distribution == "Normal" and set(p.parameters) == {"mu", "sigma"}
-                 and all(np.isscalar(v) for v in p.parameters.values()) for p in priors)
-    if prior_set.flat or normal:
-        if prior_set.flat:
-            alpha_std = pm.Flat("alpha_std", dims="scale_term")
-        else:
-            T_inv = np.linalg.inv(T)
-            mu = np.array([p.parameters["mu"] for p in priors], dtype=float)
-            sigma = np.array([p.parameters["sigma"] for p in priors], dtype=float)
-            cov = T_inv @ np.diag(sigma ** 2) @ T_inv.T
-            alpha_std = pm.MvNormal("alpha_std", mu=T_inv @ mu, cov=(cov + cov.T) / 2, dims="scale_term")
-        alpha = pm.Deterministic("alpha", pt.dot(T, alpha_std), dims="scale_term")
-    else:
-        alpha = _vector_variable("alpha", priors, "scale_term")
+    alpha = _standardised_coefficients("alpha", prior_set.alpha, T, prior_set.flat, "scale_term")
     variances = [None if sc is None else pt.exp(pt.dot(sc.W, alpha[param.alpha_slice(k)]))
                  for k, sc in enumerate(param.scale_models)]
     return alpha, variances
@@ -258,7 +311,7 @@ def _build_model(design: Design, param: Parameterization, prior_set: PriorSet, r
     if param.has_scale:
         coords["scale_term"] = param.alpha_names()
     with pm.Model(coords=coords) as model:
-        beta = _vector_variable("beta", prior_set.beta, "term")
+        beta = _fixed_effects(design, prior_set)
         variances = _scale_coefficients(param, prior_set)[1] if param.has_scale else None
         sds = _standard_deviations(model, param, prior_set)
         rhos = _correlations(param, prior_set)

@@ -23,7 +23,7 @@ from .augment import add_prior_predictive, add_random_effects_and_predictions
 from .draws import parameter_draws
 from .pointwise import row_log_likelihood
 from .priors import PriorSet
-from .pymc_model import SharedHyperparameters, build_model
+from .pymc_model import SharedHyperparameters, build_model, fixed_effects_start, standardised_priors
 
 #: PyMC adapts a dense mass matrix up to this many free parameters (a diagonal one above).
 DENSE_MASS_MAX = 100
@@ -76,8 +76,9 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
         # an outcome far from zero (the BCG log risk ratios plus 1e8): start beta at its weighted
         # least-squares fit instead of 0, which NUTS could not leave (issue 16)
         _, b0 = centre_outcome(design)
-        if np.any(b0):
-            kwargs.setdefault("initvals", {"beta": b0.reshape(np.shape(model.initial_point()["beta"]))})
+        start = fixed_effects_start(model, design, b0) if np.any(b0) else None
+        if start is not None:
+            kwargs.setdefault("initvals", start)
         with warnings.catch_warnings(), pymc_logs(progressbar):
             warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature")
             idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
@@ -165,7 +166,10 @@ def add_row_log_likelihood(idata: az.InferenceData, design: Design, param: Param
 
 class LogPrior:
     """The elementwise log prior of a model's free variables, compiled once: the ``log_prior`` group of
-    :func:`pymc.compute_log_prior` (one variable per prior, as ``az.psens`` expects).
+    :func:`pymc.compute_log_prior` (one variable per prior, as ``az.psens`` expects), except that
+    coefficients sampled through standardised ones (``beta_std``, ``alpha_std``) report the log
+    density of their own priors at ``beta`` and ``alpha``, element by element (it differs from the
+    standardised coefficients' joint density by the constant log-Jacobian of the transform).
 
     A model whose hyperparameters are shared variables
     (:class:`~bayesmeta.engines.bayes.pymc_model.SharedHyperparameters`) is evaluated
@@ -177,13 +181,20 @@ class LogPrior:
         from pytensor.graph.replace import vectorize_graph
 
         untransformed = remove_value_transforms(model)  # the posterior holds untransformed values
-        self.names = [rv.name for rv in untransformed.free_RVs]
+        names = [rv.name for rv in untransformed.free_RVs]
         values = [untransformed.rvs_to_values[rv] for rv in untransformed.free_RVs]
         # one call for all draws: the graph vectorised over a leading draws dimension
         draws = [pt.tensor(v.name, dtype=v.dtype, shape=(None,) + v.type.shape) for v in values]
-        outs = vectorize_graph(untransformed.logp(vars=untransformed.free_RVs, sum=False),
-                               replace=dict(zip(values, draws)))
-        self.function = pytensor.function(draws, outs, on_unused_input="ignore", mode=mode)
+        outs = dict(zip(names, vectorize_graph(untransformed.logp(vars=untransformed.free_RVs, sum=False),
+                                               replace=dict(zip(values, draws)))))
+        # coefficients sampled through standardised ones: the log density of the user's independent
+        # Normal priors, element by element, at the coefficients (beta, alpha)
+        for name, (mu, sigma, T) in standardised_priors(model).items():
+            standardised = draws[names.index(f"{name}_std")]
+            outs[name] = pm.logp(pm.Normal.dist(mu=mu, sigma=sigma), pt.dot(standardised, T.T))
+            del outs[f"{name}_std"]
+        self.inputs, self.names = names, list(outs)
+        self.function = pytensor.function(draws, list(outs.values()), on_unused_input="ignore", mode=mode)
         self.coords, self.dims = coords_and_dims_for_inferencedata(untransformed)
 
     def add_to(self, idata: az.InferenceData) -> None:
@@ -191,7 +202,7 @@ class LogPrior:
         posterior = idata.posterior
         chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
         values = [posterior[name].values.reshape((chains * draws,) + posterior[name].shape[2:])
-                  for name in self.names]
+                  for name in self.inputs]
         variables = {}
         for name, out in zip(self.names, self.function(*values)):
             out = np.asarray(out).reshape((chains, draws) + np.shape(out)[1:])

@@ -9,6 +9,7 @@ from cases import MODELS, model_case, simulated
 
 import bayesmeta as bm
 from bayesmeta.design.parameters import SD_NAMES
+from bayesmeta.engines.bayes.pymc_model import fixed_effects_start
 from bayesmeta.engines.mode.objective import Objective
 from bayesmeta.spec.structures import Unstructured, cpc_to_correlation, lower_pairs
 
@@ -63,7 +64,8 @@ def test_graph_log_density_equals_core_likelihood(name, restricted):
     theta = np.random.default_rng(11).normal(-0.2, 0.6, model.param.n_free)
     ev = Objective(model.design, model.param, restricted).evaluate(theta)
     values = _free_values(model, theta)
-    values["beta"] = ev.beta  # at the GLS estimate the full likelihood is the profiled one
+    # at the GLS estimate the full likelihood is the profiled one (beta, or its standardised coefficients)
+    values.update(fixed_effects_start(pm_model, model.design, ev.beta))
     value = _potential(pm_model, values)
     assert abs(value - ev.loglik) < 1e-8 * max(1.0, abs(ev.loglik))
 

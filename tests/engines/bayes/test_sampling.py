@@ -260,16 +260,27 @@ def test_log_prior_of_all_draws_at_once_equals_pymc(make):
     import pymc as pm
 
     from bayesmeta.engines.bayes.priors import resolve_priors
-    from bayesmeta.engines.bayes.pymc_model import build_model
+    from bayesmeta.engines.bayes.pymc_model import beta_transform, build_model
     from bayesmeta.engines.bayes.sampling import LogPrior
 
     model = make()
     pm_model = build_model(model.design, model.param, resolve_priors(model.design, model.param))
     prior = pm.sample_prior_predictive(draws=30, model=pm_model, random_seed=3).prior
     names = [rv.name for rv in pm_model.free_RVs]
-    idata = az.InferenceData(posterior=prior[names])
+    idata = az.InferenceData(posterior=prior[names + ["beta"]])
     LogPrior(pm_model).add_to(idata)
     expected = pm.compute_log_prior(idata.copy(), model=pm_model, extend_inferencedata=False, progressbar=False)
-    assert set(idata.log_prior.data_vars) == set(names)
+    reported = [name if name != "beta_std" else "beta" for name in names]
+    assert set(idata.log_prior.data_vars) == set(reported)
     for name in names:
+        if name == "beta_std":
+            continue
         np.testing.assert_allclose(idata.log_prior[name].values, expected[name].values, rtol=1e-12)
+    # the fixed effects' own priors, element by element: independent normals at beta
+    beta = idata.posterior["beta"].values
+    priors = resolve_priors(model.design, model.param).beta
+    own = sum(stats.norm(p.parameters["mu"], p.parameters["sigma"]).logpdf(beta[..., j]) for j, p in enumerate(priors))
+    np.testing.assert_allclose(idata.log_prior["beta"].sum("term").values, own, rtol=1e-12)
+    if "beta_std" in names:  # the standardised coefficients' joint density, less the transform's log-Jacobian
+        T = beta_transform(model.design)
+        np.testing.assert_allclose(own, expected["beta_std"].values - np.linalg.slogdet(T)[1], rtol=1e-10)
