@@ -23,7 +23,12 @@ from .augment import add_prior_predictive, add_random_effects_and_predictions
 from .draws import parameter_draws
 from .pointwise import row_log_likelihood
 from .priors import PriorSet
-from .pymc_model import SharedHyperparameters, build_model, fixed_effects_start, standardised_priors
+from .pymc_model import (
+    SharedHyperparameters,
+    build_model,
+    fixed_effects_start,
+    standardised_priors,
+)
 
 #: PyMC adapts a dense mass matrix up to this many free parameters (a diagonal one above).
 DENSE_MASS_MAX = 100
