@@ -58,6 +58,58 @@ def _compile_mode(mode: str):
     return mode
 
 
+def _direct_vm_call(function, lock: threading.Lock):
+    """nutpie's ``make_logp_fn`` calling the compiled graph's virtual machine directly:
+    Function.__call__'s input and output handling costs as much as evaluating a small graph."""
+    x_storage = function.input_storage[0]
+    value_storage, gradient_storage = function.output_storage
+    run = function.vm
+
+    def make_logp():
+        def logp_and_grad(x):
+            with lock:  # a writable copy of x: numba compiles once per array type
+                x_storage.storage[0] = np.array(x)
+                run()
+                return float(value_storage.storage[0]), np.array(gradient_storage.storage[0])
+
+        return logp_and_grad
+
+    return make_logp
+
+
+def _numba_binder(function):
+    """For a numba-compiled graph, a function that returns a caller of its jitted function itself,
+    bound to the shared variables' values as they are then (half the cost of going through the
+    compiled function's storage); None for other backends."""
+    jitted = getattr(function.vm, "jit_fn", None)
+    if jitted is None or len(function.input_storage) != len(function.maker.fgraph.inputs):
+        return None
+
+    def bind():
+        shared = [container.storage[0] for container in function.input_storage[1:]]
+        return lambda x: jitted(np.array(x), *shared)  # a writable copy of x: numba types it once
+
+    return bind
+
+
+def _direct_numba_call(function):
+    """nutpie's ``make_logp_fn`` through :func:`_numba_binder` (shared values as sampling starts)."""
+    bind = _numba_binder(function)
+    if bind is None:
+        return None
+
+    def make_logp():
+        call = bind()
+
+        def logp_and_grad(x):
+            value, gradient = call(x)
+            return float(value), gradient
+
+        return logp_and_grad
+
+    return make_logp
+
+
 def _require_nutpie():
     try:
         import nutpie
@@ -93,26 +145,21 @@ def compile_model(model: pm.Model, mode: str | None = None):
     # nutpie runs chains in threads; a compiled function keeps its inputs and outputs
     # in shared storage, so calls are serialised (they hold the GIL anyway)
     lock = threading.Lock()
+    make_logp = _direct_numba_call(logp_fn) or _direct_vm_call(logp_fn, lock)
 
-    # call the compiled graph's virtual machine directly: Function.__call__'s input and
-    # output handling costs as much as evaluating a small graph
-    x_storage = logp_fn.input_storage[0]
-    value_storage, gradient_storage = logp_fn.output_storage
-    run = logp_fn.vm
-
-    def make_logp():
-        def logp_and_grad(x):
-            with lock:  # a writable copy of x: numba compiles once per array type
-                x_storage.storage[0] = np.array(x)
-                run()
-                return float(value_storage.storage[0]), np.array(gradient_storage.storage[0])
-
-        return logp_and_grad
+    bind_expand = _numba_binder(expand_fn)
 
     def make_expand(seed1, seed2, chain):
-        def expand(x):
-            with lock:
-                return {name: np.array(value, dtype="float64") for name, value in zip(names, expand_fn(np.array(x)))}
+        if bind_expand is not None:
+            call = bind_expand()
+
+            def expand(x):
+                return {name: np.asarray(value, dtype="float64") for name, value in zip(names, call(x))}
+        else:
+            def expand(x):
+                with lock:
+                    return {name: np.array(value, dtype="float64")
+                            for name, value in zip(names, expand_fn(np.array(x)))}
 
         return expand
 

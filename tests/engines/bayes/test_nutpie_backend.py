@@ -48,16 +48,18 @@ def test_nutpie_result_matches_the_pymc_layout(make):
     assert np.all(np.abs(centre - reml.coef.to_numpy()) < 0.3 * spread)
 
 
-def _log_density_functions(model, modes):
-    """The compiled log-density and gradient of ``model``'s default PyMC graph in each PyTensor mode."""
+def _log_density_functions(model, modes, shared: bool = False):
+    """The compiled log-density and gradient of ``model``'s default PyMC graph in each PyTensor mode
+    (with ``shared``, the priors' hyperparameters in shared variables, as for a prior grid)."""
     import pytensor
     import pytensor.tensor as pt
     from pymc.pytensorf import join_nonshared_inputs
 
     from bayesmeta.engines.bayes.priors import resolve_priors
-    from bayesmeta.engines.bayes.pymc_model import build_model
+    from bayesmeta.engines.bayes.pymc_model import SharedHyperparameters, build_model
 
-    pm_model = build_model(model.design, model.param, resolve_priors(model.design, model.param))
+    pm_model = build_model(model.design, model.param, resolve_priors(model.design, model.param),
+                           shared=SharedHyperparameters() if shared else None)
     point = pm_model.initial_point()
     logp = pm_model.logp(jacobian=True)
     grad = pt.concatenate([g.ravel() for g in pt.grad(logp, pm_model.value_vars)])
@@ -82,6 +84,30 @@ def test_nested_likelihood_compiled_by_numba_equals_the_c_backend():
         np.testing.assert_allclose(g_n, g_c, rtol=1e-10, atol=1e-12)
     large = [v for v in numba_backend.maker.fgraph.variables if isinstance(v, Constant) and v.data.size > 2]
     assert not large, f"data compiled in as constants: {large}"
+
+
+def test_direct_calls_equal_the_compiled_function_with_current_shared_values():
+    """nutpie calls the numba-compiled graph's jitted function (or the C backend's virtual machine)
+    directly; both equal the compiled function, with shared variables (a prior grid's
+    hyperparameters) as they are when nutpie asks for the function."""
+    import threading
+
+    from bayesmeta.engines.bayes import nutpie_backend
+
+    model = _school()
+    for mode in ("NUMBA", "FAST_RUN"):
+        _, (function,) = _log_density_functions(model, [mode], shared=True)
+        make = nutpie_backend._direct_numba_call(function) if mode == "NUMBA" else None
+        assert (make is None) == (mode == "FAST_RUN")
+        make = make or nutpie_backend._direct_vm_call(function, threading.Lock())
+        shared = next(v for v in function.get_shared() if v.name == "beta_sigma")
+        x = np.array([0.1, -1.0, -2.0])
+        for sigma in (1.0, 3.0):
+            shared.set_value(np.array([sigma]))
+            value, gradient = make()(x)
+            expected_value, expected_gradient = function(x)
+            assert value == pytest.approx(float(expected_value), rel=1e-14)
+            np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-14)
 
 
 def test_block_designs_keep_the_c_backend():
