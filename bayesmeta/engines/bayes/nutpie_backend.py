@@ -58,56 +58,32 @@ def _compile_mode(mode: str):
     return mode
 
 
-def _direct_vm_call(function, lock: threading.Lock):
-    """nutpie's ``make_logp_fn`` calling the compiled graph's virtual machine directly:
-    Function.__call__'s input and output handling costs as much as evaluating a small graph."""
-    x_storage = function.input_storage[0]
-    value_storage, gradient_storage = function.output_storage
-    run = function.vm
+def _binder(function, lock: threading.Lock):
+    """A function that returns a caller ``x -> outputs`` of a compiled function, made when nutpie
+    asks for it (as sampling starts), bypassing Function.__call__, whose input and output
+    handling costs as much as evaluating a small graph.
 
-    def make_logp():
-        def logp_and_grad(x):
-            with lock:  # a writable copy of x: numba compiles once per array type
-                x_storage.storage[0] = np.array(x)
-                run()
-                return float(value_storage.storage[0]), np.array(gradient_storage.storage[0])
-
-        return logp_and_grad
-
-    return make_logp
-
-
-def _numba_binder(function):
-    """For a numba-compiled graph, a function that returns a caller of its jitted function itself,
-    bound to the shared variables' values as they are then (half the cost of going through the
-    compiled function's storage); None for other backends."""
+    A numba-compiled graph is called through its jitted function, bound to the shared
+    variables' values as they are then (about half the cost of its storage); other backends
+    through the virtual machine and the function's storage, which chains share, under ``lock``
+    (the calls hold the GIL anyway).
+    """
     jitted = getattr(function.vm, "jit_fn", None)
-    if jitted is None or len(function.input_storage) != len(function.maker.fgraph.inputs):
-        return None
+    if jitted is not None and len(function.input_storage) == len(function.maker.fgraph.inputs):
+        def bind():
+            shared = [container.storage[0] for container in function.input_storage[1:]]
+            return lambda x: jitted(np.array(x), *shared)  # a writable copy of x: numba types it once
 
-    def bind():
-        shared = [container.storage[0] for container in function.input_storage[1:]]
-        return lambda x: jitted(np.array(x), *shared)  # a writable copy of x: numba types it once
+        return bind
+    x_storage, outputs, run = function.input_storage[0], function.output_storage, function.vm
 
-    return bind
+    def call(x):
+        with lock:
+            x_storage.storage[0] = np.array(x)
+            run()
+            return tuple(np.array(output.storage[0]) for output in outputs)
 
-
-def _direct_numba_call(function):
-    """nutpie's ``make_logp_fn`` through :func:`_numba_binder` (shared values as sampling starts)."""
-    bind = _numba_binder(function)
-    if bind is None:
-        return None
-
-    def make_logp():
-        call = bind()
-
-        def logp_and_grad(x):
-            value, gradient = call(x)
-            return float(value), gradient
-
-        return logp_and_grad
-
-    return make_logp
+    return lambda: call
 
 
 def _require_nutpie():
@@ -142,24 +118,23 @@ def compile_model(model: pm.Model, mode: str | None = None):
     shapes = [tuple(np.shape(value)) for value in expand_fn(start)]
     logp_fn(start)  # a just-in-time backend compiles on the first call: do it before sampling
 
-    # nutpie runs chains in threads; a compiled function keeps its inputs and outputs
-    # in shared storage, so calls are serialised (they hold the GIL anyway)
-    lock = threading.Lock()
-    make_logp = _direct_numba_call(logp_fn) or _direct_vm_call(logp_fn, lock)
+    lock = threading.Lock()  # nutpie runs chains in threads
+    bind_logp, bind_expand = _binder(logp_fn, lock), _binder(expand_fn, lock)
 
-    bind_expand = _numba_binder(expand_fn)
+    def make_logp():
+        call = bind_logp()
+
+        def logp_and_grad(x):
+            value, gradient = call(x)
+            return float(value), gradient
+
+        return logp_and_grad
 
     def make_expand(seed1, seed2, chain):
-        if bind_expand is not None:
-            call = bind_expand()
+        call = bind_expand()
 
-            def expand(x):
-                return {name: np.asarray(value, dtype="float64") for name, value in zip(names, call(x))}
-        else:
-            def expand(x):
-                with lock:
-                    return {name: np.array(value, dtype="float64")
-                            for name, value in zip(names, expand_fn(np.array(x)))}
+        def expand(x):
+            return {name: np.asarray(value, dtype="float64") for name, value in zip(names, call(x))}
 
         return expand
 

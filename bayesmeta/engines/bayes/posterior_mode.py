@@ -20,6 +20,12 @@ from .priors import PriorSet
 from .pymc_model import build_model, fixed_effects_start
 
 
+def _normal_precisions(priors) -> np.ndarray:
+    """Per coefficient, the precision 1 / sigma^2 of a Normal prior (0 for other priors)."""
+    return np.array([1.0 / p.parameters["sigma"] ** 2 if p.distribution == "Normal"
+                     and np.isscalar(p.parameters.get("sigma")) else 0.0 for p in priors])
+
+
 def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, restricted: bool):
     """Posterior mode (MAP) of the graph, as a :class:`~bayesmeta.engines.mode.optimize.ModeEstimate`.
 
@@ -45,18 +51,14 @@ def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, rest
     beta = np.atleast_1d(point["beta"])
     A = np.linalg.inv(profiled.vcov)
     shift = beta - profiled.beta
-    prior_precision = np.array([1.0 / p.parameters["sigma"] ** 2 if p.distribution == "Normal"
-                                and np.isscalar(p.parameters.get("sigma")) else 0.0 for p in prior_set.beta])
-    vcov = np.linalg.inv(A + np.diag(prior_precision))
+    vcov = np.linalg.inv(A + np.diag(_normal_precisions(prior_set.beta)))
     loglik = profiled.loglik - 0.5 * shift @ A @ shift
     zero = [np.zeros((t.q, t.q)) for t in param.terms]
     fe = evaluate(design, zero, reml=False)
     gradient_norm = float(np.max(np.abs(raw.jac))) if getattr(raw, "jac", None) is not None else np.nan
     alpha_vcov, drift = None, ()
     if param.has_scale:
-        alpha_precision = np.array([1.0 / p.parameters["sigma"] ** 2 if p.distribution == "Normal"
-                                    and np.isscalar(p.parameters.get("sigma")) else 0.0 for p in prior_set.alpha])
-        alpha_vcov, drift = scale_inference(objective, theta, alpha_precision)
+        alpha_vcov, drift = scale_inference(objective, theta, _normal_precisions(prior_set.alpha))
     return ModeEstimate("MAP", theta, natural, Evaluation(loglik, profiled.quad, beta, vcov, None),
                         bool(raw.success or gradient_norm < 1e-4), str(raw.message), int(getattr(raw, "nit", 0)),
                         gradient_norm, fe.quad, fe.beta, alpha_vcov, drift)

@@ -188,7 +188,7 @@ def fixed_effects_start(model: pm.Model, design: Design, beta: np.ndarray) -> di
     if "beta_std" in model.named_vars:
         return {"beta_std": np.linalg.solve(beta_transform(design), beta)}
     if model["beta"] in model.free_RVs:
-        return {"beta": np.reshape(beta, np.shape(model.initial_point()["beta"]))}
+        return {"beta": np.asarray(beta, dtype=float)}  # dims "term": shape (p,)
     return None
 
 
