@@ -3,10 +3,12 @@
 nutpie's own PyMC path compiles the model with numba, which takes 10-15 s on
 every run even for a small model. Here the log-density and its gradient are
 compiled by PyTensor (its C backend, or numba for the fused nested likelihood;
-both disk caches make later runs start fast, see :func:`choose_mode`) and
-handed to nutpie as Python callables: nutpie runs the
-sampler loop, adaptation and bookkeeping in Rust, so each leapfrog step costs
-little more than one call of the compiled function.
+both disk caches make later runs start fast, see :func:`choose_mode`). nutpie
+runs the sampler loop, adaptation and bookkeeping in Rust and calls the
+log-density either as a C callback (numba-compiled graphs, see
+:mod:`~bayesmeta.engines.bayes.nutpie_native`: no Python and no GIL, so chains
+run in parallel) or as a Python callable (the C backend), where each leapfrog
+step costs little more than one call of the compiled function.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import pytensor
 import pytensor.tensor as pt
 from pymc.pytensorf import join_nonshared_inputs
 from pytensor.compile.mode import get_mode
+
+from . import nutpie_native
+from .options import available_cores
 
 #: PyTensor backend of the log-density of graphs without the fused nested likelihood.
 #: The C backend's compiled code is cached on disk and loads in well under a second;
@@ -113,13 +118,29 @@ def compile_model(model: pm.Model, mode: str | None = None):
     outputs = model.free_RVs + model.deterministics
     names = [v.name for v in outputs]
     expanded, x_expand = join_nonshared_inputs(point, model.replace_rvs_by_values(outputs), value_vars)
-    expand_fn = pytensor.function([x_expand], expanded, trust_input=True, mode=_compile_mode(mode))
+    # the per-draw outputs as one flat vector, then the shape of each
+    flat = pt.concatenate([pt.cast(e, "float64").ravel() for e in expanded])
+    expand_fn = pytensor.function([x_expand], [flat, *[e.shape for e in expanded]], trust_input=True,
+                                  mode=_compile_mode(mode))
     start = np.concatenate([np.ravel(point[v.name]) for v in value_vars]).astype(float)
-    shapes = [tuple(np.shape(value)) for value in expand_fn(start)]
+    shapes = [tuple(int(d) for d in shape) for shape in expand_fn(start)[1:]]
     logp_fn(start)  # a just-in-time backend compiles on the first call: do it before sampling
+
+    def initial_point(seed):
+        # PyMC's "jitter+adapt_diag" start: the model's initial point plus U(-1, 1) jitter
+        return start + np.random.default_rng(seed).uniform(-1, 1, size=start.shape)
+
+    dims = {name: tuple(model.named_vars_to_dims.get(name, ())) for name in names}
+    dims = {k: v for k, v in dims.items() if v}
+    coords = {name: [str(v) for v in values] for name, values in model.coords.items()}  # nutpie takes strings
+    if mode == NESTED_MODE:
+        native = nutpie_native.native_model(logp_fn, expand_fn, names, shapes, start, initial_point, dims, coords)
+        if native is not None:
+            return native
 
     lock = threading.Lock()  # nutpie runs chains in threads
     bind_logp, bind_expand = _binder(logp_fn, lock), _binder(expand_fn, lock)
+    slices = nutpie_native.output_slices(shapes)
 
     def make_logp():
         call = bind_logp()
@@ -134,23 +155,17 @@ def compile_model(model: pm.Model, mode: str | None = None):
         call = bind_expand()
 
         def expand(x):
-            return {name: np.asarray(value, dtype="float64") for name, value in zip(names, call(x))}
+            values = call(x)[0]
+            return {name: values[part].reshape(shape) for name, part, shape in zip(names, slices, shapes)}
 
         return expand
 
-    def initial_point(seed):
-        # PyMC's "jitter+adapt_diag" start: the model's initial point plus U(-1, 1) jitter
-        return start + np.random.default_rng(seed).uniform(-1, 1, size=start.shape)
-
-    dims = {name: tuple(model.named_vars_to_dims.get(name, ())) for name in names}
-    coords = {name: [str(v) for v in values] for name, values in model.coords.items()}  # nutpie takes strings
     return from_pyfunc(len(start), make_logp, make_expand, [np.dtype("float64")] * len(names), shapes, names,
-                       dims={k: v for k, v in dims.items() if v}, coords=coords,
-                       make_initial_point_fn=initial_point)
+                       dims=dims, coords=coords, make_initial_point_fn=initial_point)
 
 
-def sample(model: pm.Model, *, draws: int, tune: int, chains: int, cores: int, random_seed, progressbar: bool,
-           **kwargs):
+def sample(model: pm.Model, *, draws: int, tune: int, chains: int, cores: int | None, random_seed,
+           progressbar: bool, **kwargs):
     """Sample with nutpie; returns InferenceData (posterior and sample_stats).
 
     ``kwargs`` go to :func:`nutpie.sample`, except ``mode`` (the PyTensor backend of the
@@ -161,11 +176,21 @@ def sample(model: pm.Model, *, draws: int, tune: int, chains: int, cores: int, r
                            random_seed=random_seed, progressbar=progressbar, **kwargs)
 
 
-def sample_compiled(compiled, model: pm.Model, *, draws: int, tune: int, chains: int, cores: int, random_seed,
-                    progressbar: bool, **kwargs):
-    """Sample a model compiled by :func:`compile_model` (its shared variables as they are now)."""
+def sample_compiled(compiled, model: pm.Model, *, draws: int, tune: int, chains: int, cores: int | None,
+                    random_seed, progressbar: bool, **kwargs):
+    """Sample a model compiled by :func:`compile_model` (its shared variables as they are now).
+
+    ``cores`` None runs chains in parallel threads when the log-density is a C callback
+    (:mod:`~bayesmeta.engines.bayes.nutpie_native`), else in one thread.
+    """
     nutpie = _require_nutpie()
     seed = random_seed if isinstance(random_seed, (int, np.integer)) else None
+    native = isinstance(compiled, nutpie_native.native_model_type())
+    if native:
+        compiled = nutpie_native.with_current_values(compiled)
+    if cores is None:
+        # C callbacks run chains in parallel; Python callbacks serialise them on the GIL (one thread is fastest)
+        cores = min(chains, available_cores()) if native else 1
     start = time.perf_counter()
     trace = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, cores=cores, seed=seed,
                           progress_bar=progressbar, save_warmup=False, return_raw_trace=True, **kwargs)

@@ -65,3 +65,10 @@ def check_sampler_options(sampler: str, options: dict) -> None:
         hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
         raise SpecificationError(f"sample: unknown keyword argument(s) {', '.join(map(repr, unknown))} for sampler "
                                  f"{sampler!r}{hint}; they would be ignored.")
+
+
+def available_cores() -> int:
+    """The number of CPUs this process may run on."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from contextlib import contextmanager
 
@@ -21,6 +20,7 @@ from ..mode.centring import centre_outcome
 from . import nutpie_backend
 from .augment import add_prior_predictive, add_random_effects_and_predictions
 from .draws import parameter_draws
+from .options import available_cores
 from .pointwise import row_log_likelihood
 from .priors import PriorSet
 from .pymc_model import (
@@ -61,33 +61,29 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
     """Run NUTS and return the InferenceData with its ``log_likelihood`` (per row or per block,
     see ``loo``) and ``log_prior`` groups, random effects and posterior predictive."""
     # PyMC's log lines come with the progress bar: progressbar=False silences both
+    if sampler == "nutpie":  # a grid of one: the same compiled form serves single fits and grids
+        ((idata, _),) = sample_grid(design, param, [prior_set], draws=draws, tune=tune, chains=chains, cores=cores,
+                                    random_seed=random_seed, progressbar=progressbar, loo=loo, **kwargs)
+        return idata
     store = (design.n_blocks if loo == "cluster" else design.n) * draws * chains <= MAX_LOGLIK_VALUES
     model = build_model(design, param, prior_set, store_block_loglik=store and loo == "cluster")
     kwargs.setdefault("target_accept", TARGET_ACCEPT)
-    if sampler == "nutpie":
-        nutpie_defaults(kwargs)
-        # the log-density is called from Python, which serialises the chains: one thread is fastest
-        with pymc_logs(progressbar):
-            idata = nutpie_backend.sample(model, draws=draws, tune=tune, chains=chains, cores=cores or 1,
-                                          random_seed=random_seed, progressbar=progressbar, **kwargs)
-    else:
-        if cores is None:  # PyMC's default takes half the CPUs (it assumes hyper-threads)
-            cores = min(chains, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                        else os.cpu_count() or 1)
-        # a dense mass matrix absorbs correlations between parameters (an intercept and an
-        # uncentred moderator's slope), which otherwise cause divergences; cheap in few dimensions
-        dimension = sum(np.size(v) for v in model.initial_point().values())
-        kwargs.setdefault("init", "jitter+adapt_full" if dimension <= DENSE_MASS_MAX else "jitter+adapt_diag")
-        # an outcome far from zero (the BCG log risk ratios plus 1e8): start beta at its weighted
-        # least-squares fit instead of 0, which NUTS could not leave (issue 16)
-        _, b0 = centre_outcome(design)
-        start = fixed_effects_start(model, design, b0) if np.any(b0) else None
-        if start is not None:
-            kwargs.setdefault("initvals", start)
-        with warnings.catch_warnings(), pymc_logs(progressbar):
-            warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature")
-            idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
-                              progressbar=progressbar, model=model, compute_convergence_checks=False, **kwargs)
+    if cores is None:  # PyMC's default takes half the CPUs (it assumes hyper-threads)
+        cores = min(chains, available_cores())
+    # a dense mass matrix absorbs correlations between parameters (an intercept and an
+    # uncentred moderator's slope), which otherwise cause divergences; cheap in few dimensions
+    dimension = sum(np.size(v) for v in model.initial_point().values())
+    kwargs.setdefault("init", "jitter+adapt_full" if dimension <= DENSE_MASS_MAX else "jitter+adapt_diag")
+    # an outcome far from zero (the BCG log risk ratios plus 1e8): start beta at its weighted
+    # least-squares fit instead of 0, which NUTS could not leave (issue 16)
+    _, b0 = centre_outcome(design)
+    start = fixed_effects_start(model, design, b0) if np.any(b0) else None
+    if start is not None:
+        kwargs.setdefault("initvals", start)
+    with warnings.catch_warnings(), pymc_logs(progressbar):
+        warnings.filterwarnings("ignore", message="QuadPotentialFullAdapt is an experimental feature")
+        idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
+                          progressbar=progressbar, model=model, compute_convergence_checks=False, **kwargs)
     return complete_idata(idata, design, param, model, loo if store else None, random_seed)
 
 
@@ -150,7 +146,7 @@ def sample_grid(design: Design, param: Parameterization, prior_sets: list, *, dr
             first_registry.assign(registry)
             with pymc_logs(progressbar):
                 idata = nutpie_backend.sample_compiled(compiled, first, draws=draws, tune=tune, chains=chains,
-                                                       cores=cores or 1, random_seed=random_seed,
+                                                       cores=cores, random_seed=random_seed,
                                                        progressbar=progressbar, **kwargs)
             out[i] = (complete_idata(idata, design, param, model, loo if store else None, random_seed, log_prior),
                       int(position == 0))

@@ -121,10 +121,16 @@ def test_block_designs_keep_the_c_backend():
 
 
 @pytest.mark.filterwarnings("ignore::bayesmeta.ConvergenceWarning")  # few draws on purpose
-def test_nutpie_trace_is_converted_draws_after_warmup_only():
+@pytest.mark.parametrize("callbacks", ["C", "Python"])
+def test_nutpie_trace_is_converted_draws_after_warmup_only(callbacks, monkeypatch):
     """The posterior holds the draws after warm-up, in nutpie's order, and the sampler statistics
-    the scalar ones, with the model's own coordinates."""
+    the scalar ones, with the model's own coordinates; with C callbacks and with Python ones
+    (what a numba graph falls back to when it cannot be wrapped)."""
     pytest.importorskip("nutpie")
+    from bayesmeta.engines.bayes import nutpie_native
+
+    if callbacks == "Python":
+        monkeypatch.setattr(nutpie_native, "c_callback", lambda *args: None)
     post = _school().sample(draws=40, tune=30, chains=2, random_seed=2, sampler="nutpie", progressbar=False)
     idata = post.idata
     assert idata.posterior.sizes == {"chain": 2, "draw": 40, "term": 1, "sigma2_component": 2,
@@ -149,3 +155,70 @@ def test_nutpie_with_the_c_backend():
     beta = post.idata.posterior["beta"]
     assert abs(float(beta.median()) - reml.coef.iloc[0]) < 0.3 * float(beta.std())
     assert post.diagnostics["divergences"] == 0
+
+
+def _call_callbacks(compiled, x):
+    """The log-density, gradient and per-draw outputs at ``x`` through a native model's C callbacks."""
+    import ctypes
+
+    from bayesmeta.engines.bayes import nutpie_native
+
+    bound = nutpie_native.with_current_values(compiled)
+    pointer = ctypes.POINTER(ctypes.c_double)
+    x = np.ascontiguousarray(x, dtype=float)
+    gradient, value, expanded = np.zeros(len(x)), np.zeros(1), np.zeros(compiled.n_expanded)
+    table = bound.user_data.ctypes.data
+    status = compiled.compiled_logp_func.ctypes(len(x), x.ctypes.data_as(pointer), gradient.ctypes.data_as(pointer),
+                                               value.ctypes.data_as(pointer), table)
+    assert status == 0
+    status = compiled.compiled_expand_func.ctypes(len(x), len(expanded), x.ctypes.data_as(pointer),
+                                                 expanded.ctypes.data_as(pointer), table)
+    assert status == 0
+    return value[0], gradient, expanded
+
+
+def test_nested_models_sample_through_c_callbacks_reading_current_shared_values():
+    """For nested designs nutpie calls C callbacks of the numba-compiled graph (no Python, no GIL);
+    they equal the compiled functions, with a prior grid's hyperparameters as they are when
+    sampling starts."""
+    pytest.importorskip("nutpie")
+    from bayesmeta.engines.bayes import nutpie_backend, nutpie_native
+    from bayesmeta.engines.bayes.priors import resolve_priors
+    from bayesmeta.engines.bayes.pymc_model import SharedHyperparameters, build_model
+
+    model = _school()
+    pm_model = build_model(model.design, model.param, resolve_priors(model.design, model.param),
+                           shared=SharedHyperparameters())
+    compiled = nutpie_backend.compile_model(pm_model)
+    assert isinstance(compiled, nutpie_native.native_model_type())
+    sigma = next(v for v in compiled.logp_func.get_shared() if v.name == "beta_sigma")
+    x = np.array([0.1, -1.0, -2.0])
+    values = []
+    for hyperparameter in (1.0, 3.0):
+        sigma.set_value(np.array([hyperparameter]))
+        value, gradient, expanded = _call_callbacks(compiled, x)
+        expected_value, expected_gradient = compiled.logp_func(x)
+        assert value == pytest.approx(float(expected_value), rel=1e-14)
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-14)
+        np.testing.assert_array_equal(expanded, compiled.expand_func(x)[0])
+        values.append(value)
+    assert values[0] != values[1]
+    # the outputs are laid out as named: sigma (the two SDs) is exp of the log-SD coordinates
+    names, slices, _ = compiled.shape_info
+    np.testing.assert_allclose(expanded[slices[names.index("sigma")]], np.exp(x[1:]), rtol=1e-14)
+
+
+def test_c_callbacks_are_loaded_from_the_disk_cache():
+    """The callbacks (the whole graph linked into them, 5-15 s to compile) are compiled once per model
+    form: wrapping the same compiled graph again loads them from numba's disk cache."""
+    pytest.importorskip("nutpie")
+    from bayesmeta.engines.bayes import nutpie_backend, nutpie_native
+    from bayesmeta.engines.bayes.priors import resolve_priors
+    from bayesmeta.engines.bayes.pymc_model import build_model
+
+    model = _school()
+    pm_model = build_model(model.design, model.param, resolve_priors(model.design, model.param))
+    compiled = nutpie_backend.compile_model(pm_model)
+    _, positions, n_table = nutpie_native.table_layout(compiled.logp_func, compiled.expand_func)
+    again = nutpie_native.c_callback(compiled.logp_func, "logp", compiled.n_dim, 0, positions, n_table)
+    assert again._cache_hits == 1
