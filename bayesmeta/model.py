@@ -304,7 +304,7 @@ class MetaModel:
         return build_model(self.design, self.param, self._priors(priors), restricted=restricted)
 
     def sample(self, draws: int = 1000, tune: int = 1000, chains: int = 4, cores: int | None = None,
-               random_seed=None, priors=None, sampler: str = "pymc", progressbar: bool = True,
+               random_seed=None, priors=None, sampler: str | None = None, progressbar: bool = True,
                level: float = 0.95, loo: str = "row", prior_predictive: bool = False, **kwargs):
         """Sample the posterior with NUTS.
 
@@ -314,17 +314,19 @@ class MetaModel:
             Draws kept per chain, tuning steps per chain, number of chains.
         cores : int, optional
             Chains run in parallel (default: as many as the machine has, at most
-            ``chains``, for PyMC; one thread for nutpie, whose chains share the Python
-            interpreter).
+            ``chains``; one thread for nutpie on models whose log-density it calls
+            through Python, see ``sampler``).
         random_seed : int, optional
         priors : dict or "flat", optional
             ``{"beta": Prior(...), "sd": Prior(...), "lkj_eta": 2.0, "rho": Prior(...),
             "sd[district]": Prior(...)}``; defaults are weakly informative and scaled
             to the data (:mod:`bayesmeta.engines.bayes.priors`).
-        sampler : {"pymc", "nutpie"}
-            PyMC's NUTS, or nutpie's (optional: ``pip install nutpie``), which runs the
-            same compiled log-density from Rust, with much less overhead per step: it
-            samples several times faster, after a few seconds of loading compiled code.
+        sampler : {"nutpie", "pymc"}, optional
+            nutpie's NUTS (the default), which runs the sampler in Rust on the compiled
+            log-density: for nested random intercepts a numba-compiled C callback (no
+            Python in a step, chains in parallel), otherwise PyTensor's C backend called
+            from Python; or PyMC's NUTS, which runs the sampler in Python (several times
+            slower per step). The default falls back to PyMC when nutpie cannot be imported.
         progressbar : bool
             Show the progress bar and PyMC's log lines (sampler, initialisation,
             timing); ``False`` silences both (PyMC's warnings still show).
@@ -361,8 +363,9 @@ class MetaModel:
         ('chain', 'draw', 'term')
         """
         from .engines.bayes import sampling
-        from .engines.bayes.options import check_sampler_options
+        from .engines.bayes.options import check_sampler_options, default_sampler
 
+        sampler = sampler or default_sampler()
         if sampler not in ("pymc", "nutpie"):
             raise SpecificationError(f"sampler: expected 'pymc' or 'nutpie', got {sampler!r}.")
         for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):

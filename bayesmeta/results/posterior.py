@@ -46,8 +46,8 @@ MIN_BFMI = 0.3
 REPORTED = ("beta", "alpha", "sigma2", "tau2", "rho", "gamma2", "phi")
 #: Posterior variables whose convergence is diagnosed (those present).
 DIAGNOSED = ("beta", "alpha", *SD_NAMES.values(), "rho", "phi")
-#: How each sampler is named in tables.
-METHODS = {"pymc": "NUTS", "nutpie": "nutpie", "laplace": "Laplace"}
+#: How each sampler is named in tables: both samplers run NUTS (``sampler`` says which one).
+METHODS = {"pymc": "NUTS", "nutpie": "NUTS", "laplace": "Laplace"}
 
 
 @with_component_properties
@@ -71,7 +71,7 @@ class BayesResult:
 
     idata: "az.InferenceData" = field(repr=False)
     priors: "PriorSet" = field(repr=False)
-    sampler: str = "pymc"
+    sampler: str = "nutpie"
     level: float = 0.95
     design: object = field(default=None, repr=False)
     param: object = field(default=None, repr=False)
@@ -82,7 +82,7 @@ class BayesResult:
 
     @property
     def method(self) -> str:
-        """``"NUTS"``, ``"nutpie"`` or ``"Laplace"``."""
+        """``"NUTS"`` (either sampler) or ``"Laplace"``."""
         return METHODS.get(self.sampler, self.sampler)
 
     @property

@@ -14,9 +14,9 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from ..engines.bayes.options import default_sampler
 from ..errors import SpecificationError
 from ..results.posterior import BayesResult
-from .prior_sensitivity import default_sampler
 from .sensitivity_result import SensitivityResult, result_rows
 
 ROBUST_METHODS = ("CR2", "CR1", "CR0")

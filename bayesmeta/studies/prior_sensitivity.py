@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..engines.bayes.options import default_sampler
 from ..errors import SpecificationError
 from ..results.posterior import BayesResult
 from .parallel import check_run_options
@@ -23,13 +24,6 @@ def _check_priors(priors) -> dict:
 
 def _sample_one(model, priors, options: dict):
     return model.sample(priors=priors, **options)
-
-
-def default_sampler() -> str:
-    """nutpie when installed (its compiled model is reused across priors), else PyMC."""
-    from importlib.util import find_spec
-
-    return "nutpie" if find_spec("nutpie") is not None else "pymc"
 
 
 def _sample_compiled_once(model, priors: dict, options: dict, progressbar: bool) -> list:

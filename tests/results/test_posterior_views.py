@@ -75,7 +75,7 @@ def test_pymc_log_lines_follow_the_progressbar(model, caplog):
         caplog.clear()
         with caplog.at_level(logging.INFO), warnings.catch_warnings():
             warnings.simplefilter("ignore", bm.ConvergenceWarning)
-            model.sample(draws=20, tune=20, chains=1, random_seed=1, progressbar=progressbar)
+            model.sample(draws=20, tune=20, chains=1, random_seed=1, progressbar=progressbar, sampler="pymc")
         return [r.getMessage() for r in caplog.records if r.name.startswith("pymc") and r.levelno == logging.INFO]
 
     before = logging.getLogger("pymc").level

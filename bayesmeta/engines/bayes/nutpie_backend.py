@@ -99,16 +99,18 @@ def _require_nutpie():
     return nutpie
 
 
-def compile_model(model: pm.Model, mode: str | None = None):
+def compile_model(model: pm.Model, mode: str | None = None, start: dict | None = None):
     """A nutpie model whose log-density, gradient and outputs are compiled PyTensor functions.
 
     ``mode`` is the PyTensor backend of the log-density and gradient; by default
     :func:`choose_mode` picks it (see :data:`DEFAULT_MODE` and :data:`NESTED_MODE`).
+    ``start`` replaces values of the model's initial point (by value-variable name), around
+    which each chain starts with PyMC's jitter.
     """
     _require_nutpie()
     from nutpie.compiled_pyfunc import from_pyfunc
 
-    point = model.initial_point()
+    point = {**model.initial_point(), **(start or {})}
     value_vars = model.value_vars
     logp = model.logp(jacobian=True)
     mode = mode or choose_mode(logp)

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import inspect
 
-import pymc as pm
-from pymc.step_methods.hmc.base_hmc import BaseHMC
-
 from ...errors import SpecificationError
 
 #: Arguments MetaModel.sample sets itself (and names in its own signature).
@@ -31,6 +28,9 @@ def _parameters(*functions) -> set[str]:
 
 def pymc_options() -> set[str]:
     """Keyword arguments ``MetaModel.sample(sampler="pymc")`` passes to :func:`pymc.sample`."""
+    import pymc as pm
+    from pymc.step_methods.hmc.base_hmc import BaseHMC
+
     return (_parameters(pm.sample, pm.NUTS.__init__, BaseHMC.__init__) | {"nuts"}) - OWN
 
 
@@ -65,6 +65,13 @@ def check_sampler_options(sampler: str, options: dict) -> None:
         hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
         raise SpecificationError(f"sample: unknown keyword argument(s) {', '.join(map(repr, unknown))} for sampler "
                                  f"{sampler!r}{hint}; they would be ignored.")
+
+
+def default_sampler() -> str:
+    """nutpie (a dependency of bayesmeta) when it can be imported, else PyMC's NUTS."""
+    from importlib.util import find_spec
+
+    return "nutpie" if find_spec("nutpie") is not None else "pymc"
 
 
 def available_cores() -> int:

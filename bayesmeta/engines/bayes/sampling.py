@@ -74,10 +74,7 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
     # uncentred moderator's slope), which otherwise cause divergences; cheap in few dimensions
     dimension = sum(np.size(v) for v in model.initial_point().values())
     kwargs.setdefault("init", "jitter+adapt_full" if dimension <= DENSE_MASS_MAX else "jitter+adapt_diag")
-    # an outcome far from zero (the BCG log risk ratios plus 1e8): start beta at its weighted
-    # least-squares fit instead of 0, which NUTS could not leave (issue 16)
-    _, b0 = centre_outcome(design)
-    start = fixed_effects_start(model, design, b0) if np.any(b0) else None
+    start = fixed_effects_at_outcome(model, design)
     if start is not None:
         kwargs.setdefault("initvals", start)
     with warnings.catch_warnings(), pymc_logs(progressbar):
@@ -85,6 +82,14 @@ def sample(design: Design, param: Parameterization, prior_set: PriorSet, *, draw
         idata = pm.sample(draws=draws, tune=tune, chains=chains, cores=cores, random_seed=random_seed,
                           progressbar=progressbar, model=model, compute_convergence_checks=False, **kwargs)
     return complete_idata(idata, design, param, model, loo if store else None, random_seed)
+
+
+def fixed_effects_at_outcome(model: pm.Model, design: Design) -> dict | None:
+    """Initial values of the fixed effects at their weighted least-squares fit when the outcome is
+    far from zero (the BCG log risk ratios plus 1e8), where NUTS could not leave a start at 0
+    (issue 16); None otherwise."""
+    _, b0 = centre_outcome(design)
+    return fixed_effects_start(model, design, b0) if np.any(b0) else None
 
 
 def nutpie_defaults(kwargs: dict) -> None:
@@ -139,7 +144,7 @@ def sample_grid(design: Design, param: Parameterization, prior_sets: list, *, dr
     for members in groups.values():
         _, first, first_registry = members[0]
         family_mode = mode or nutpie_backend.choose_mode(first.logp())
-        compiled = nutpie_backend.compile_model(first, family_mode)
+        compiled = nutpie_backend.compile_model(first, family_mode, start=fixed_effects_at_outcome(first, design))
         # takes each prior set's hyperparameters with the shared variables
         log_prior = LogPrior(first, nutpie_backend.single_mode(family_mode))
         for position, (i, model, registry) in enumerate(members):
