@@ -16,7 +16,12 @@ from .design.build import Design, build_design
 from .design.columns import require_frame
 from .design.identifiability import find_non_identified
 from .design.parameters import Parameterization, build_parameterization
-from .design.scale_models import check_v_scale_identified, encode_scale_models, encode_v_scale
+from .design.scale_models import (
+    check_v_scale_identified,
+    encode_scale_models,
+    encode_v_scale,
+)
+from .engines.bayes.options import check_sampler_options, default_sampler
 from .engines.mode.moments import MOMENT_METHODS, fit_moments
 from .engines.mode.optimize import fit_mode
 from .errors import BoundaryWarning, IdentificationWarning, SpecificationError, warn
@@ -363,7 +368,6 @@ class MetaModel:
         ('chain', 'draw', 'term')
         """
         from .engines.bayes import sampling
-        from .engines.bayes.options import check_sampler_options, default_sampler
 
         sampler = sampler or default_sampler()
         if sampler not in ("pymc", "nutpie"):

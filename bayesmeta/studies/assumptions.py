@@ -14,7 +14,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from ..engines.bayes.options import default_sampler
+from ..engines.bayes.options import check_sampler_options, default_sampler
 from ..errors import SpecificationError
 from ..results.posterior import BayesResult
 from .sensitivity_result import SensitivityResult, result_rows
@@ -52,7 +52,6 @@ class _CompiledOnce:
 
     def __call__(self, model, level: float):
         from ..engines.bayes import data_sampler
-        from ..engines.bayes.options import check_sampler_options
         from ..engines.bayes.priors import resolve_priors
 
         options = dict(self.options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..engines.bayes.options import default_sampler
+from ..engines.bayes.options import check_sampler_options, default_sampler
 from ..errors import SpecificationError
 from ..results.posterior import BayesResult
 from .parallel import check_run_options
@@ -29,7 +29,6 @@ def _sample_one(model, priors, options: dict):
 def _sample_compiled_once(model, priors: dict, options: dict, progressbar: bool) -> list:
     """Every prior set with nutpie, one compiled log-density per set of prior families."""
     from ..engines.bayes import sampling
-    from ..engines.bayes.options import check_sampler_options
     from ..engines.bayes.priors import resolve_priors
 
     options = dict(options)

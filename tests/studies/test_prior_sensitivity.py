@@ -45,7 +45,7 @@ def test_rows_are_the_posteriors_under_each_prior():
     options = {"draws": 200, "tune": 200, "chains": 1, "random_seed": 3}
     sens = model.sensitivity(grid, progressbar=False, sampler="pymc", **options)  # the refit-per-prior path
     for label, priors in grid.items():
-        direct = model.sample(priors=priors, progressbar=False, **options).table()
+        direct = model.sample(priors=priors, progressbar=False, sampler="pymc", **options).table()
         rows = sens.table[sens.table.prior == label].set_index("parameter")
         pd.testing.assert_frame_equal(rows[["estimate", "se", "ci_lb", "ci_ub"]], direct[["estimate", "se", "ci_lb",
                                       "ci_ub"]], check_names=False)
