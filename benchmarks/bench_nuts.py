@@ -6,7 +6,9 @@ imports, graph construction and compilation: once with an empty PyTensor
 compile cache (cold) and once with the cache the first run filled (warm).
 Every sampler is timed: PyMC's NUTS, and nutpie's (when installed) on the
 log-density compiled as bayesmeta chooses (numba for these nested models) and by
-PyTensor's C backend (``nutpie-c``, ``mode="FAST_RUN"``). BCG with an uncentred
+PyTensor's C backend (``nutpie-c``, ``mode="FAST_RUN"``). A bivariate model with
+unstructured (UN) random effects on 500 simulated studies (1,000 rows, a block V)
+runs 2 chains. BCG with an uncentred
 moderator (``logrr ~ year``) and with it centred shows that the fixed effects are
 sampled through standardised coefficients: the two need the same number of
 leapfrog steps per draw (``leapfrog_steps``).
@@ -39,7 +41,7 @@ warnings.simplefilter("ignore")
 import arviz as az
 import numpy as np
 import bayesmeta as bm
-draws, tune, data, sampler = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+draws, tune, data, sampler, chains = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 if data == "school":
     dat = bm.datasets.load("school")
     model = bm.MetaModel("effect ~ 1", data=dat, vi="var", random="~ 1 | district/study")
@@ -47,6 +49,17 @@ elif data.startswith("bcg"):  # a moderator far from zero (year), as given or ce
     dat = bm.datasets.load("bcg")
     dat["year_centred"] = dat["year"] - dat["year"].mean()
     model = bm.MetaModel("logrr ~ year" if data == "bcg-year" else "logrr ~ year_centred", data=dat, vi="logrrvar")
+elif data == "bivariate":  # 500 studies with two correlated outcomes: bivariate UN random effects
+    import pandas as pd
+    rng = np.random.default_rng(2)
+    k = 500
+    u = rng.multivariate_normal([0, 0], [[0.09, 0.045], [0.045, 0.16]], size=k)
+    vi = rng.uniform(0.01, 0.1, (k, 2))
+    e = rng.multivariate_normal([0, 0], [[1, 0.5], [0.5, 1]], size=k) * np.sqrt(vi)
+    dat = pd.DataFrame({"study": np.repeat(np.arange(k), 2), "outcome": np.tile(["a", "b"], k),
+                        "y": (np.array([0.3, -0.2]) + u + e).ravel(), "vi": vi.ravel()})
+    V = bm.vcalc("vi", "study", type="outcome", rho=0.5, data=dat)
+    model = bm.MetaModel("y ~ 0 + outcome", data=dat, V=V, random="~ outcome | study", struct="UN")
 else:
     rng = np.random.default_rng(1)
     sizes = rng.integers(3, 8, size=4000)
@@ -57,7 +70,7 @@ else:
     dat = pd.DataFrame({"district": district, "study": np.arange(10000), "effect": y, "var": vi})
     model = bm.MetaModel("effect ~ 1", data=dat, vi="var", random="~ 1 | district/study")
 options = {"sampler": "nutpie", "mode": "FAST_RUN"} if sampler == "nutpie-c" else {"sampler": sampler}
-post = model.sample(draws=draws, tune=tune, chains=4, random_seed=1, progressbar=False, **options)
+post = model.sample(draws=draws, tune=tune, chains=chains, random_seed=1, progressbar=False, **options)
 idata = post.idata
 ess = az.ess(idata, var_names=[v for v in ("beta", "sigma", "tau") if v in idata.posterior], method="bulk")
 values = {f"{v}[{i}]": float(x) for v in ess.data_vars
@@ -94,10 +107,10 @@ cat("RESULT ", jsonlite::toJSON(list(compile_s = t1 - t0, sampling_s = stan_s, u
 BRMS_PARAMETERS = ["b_Intercept", "sd_district__Intercept", "sd_district:study__Intercept"]
 
 
-def run_child(draws: int, tune: int, data: str, env: dict, sampler: str = "pymc") -> dict:
+def run_child(draws: int, tune: int, data: str, env: dict, sampler: str = "pymc", chains: int = 4) -> dict:
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CHILD, str(draws), str(tune), data, sampler], capture_output=True,
-                         text=True, env=env)
+    out = subprocess.run([sys.executable, "-c", CHILD, str(draws), str(tune), data, sampler, str(chains)],
+                         capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
@@ -149,7 +162,7 @@ def main() -> None:
     rows, warm = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for sampler in samplers:
-            cold_env = dict(os.environ, PYTENSOR_FLAGS=f"compiledir={tmp}/pytensor-{sampler}")
+            cold_env = dict(os.environ, PYTENSOR_FLAGS=f"base_compiledir={tmp}/pytensor-{sampler}")  # numba's cache too
             rows += rows_for(f"bayesmeta {sampler} school (cold cache)", run_child(draws, tune, "school", cold_env,
                                                                                sampler))
             run_child(draws, tune, "school", dict(os.environ), sampler)  # fill the default cache
@@ -165,7 +178,11 @@ def main() -> None:
                 rows += rows_for(f"bayesmeta {sampler} 10,000 rows (warm)",
                                  run_child(draws, tune, "sim", dict(os.environ), sampler))
             for sampler in samplers[:2]:
+                run_child(draws, tune, "bivariate", dict(os.environ), sampler, chains=2)  # fill the cache
+                rows += rows_for(f"bayesmeta {sampler} bivariate UN, 500 studies, 2 chains (warm)",
+                                 run_child(draws, tune, "bivariate", dict(os.environ), sampler, chains=2))
                 for data in ("bcg-year", "bcg-year-centred"):
+                    run_child(draws, tune, data, dict(os.environ), sampler)  # fill the cache
                     rows += rows_for(f"bayesmeta {sampler} {data} (warm)",
                                      run_child(draws, tune, data, dict(os.environ), sampler))
     table = pd.DataFrame(rows)

@@ -3,13 +3,14 @@
 The school model (three levels) under 12 priors: 6 half-normal SD priors x 2 normal
 priors on the intercept, 2 chains x 500 draws after 500 tuning steps, in one process.
 Every compiled function is counted (a PyTensor FunctionMaker each). With nutpie the
-nested log-density is compiled by numba, whose disk cache (in PyTensor's compile
-directory) serves every later run of the same model form: run the benchmark twice
-to see both the first run (compiling) and the usual one. For a first run on an
+nested log-density is compiled by numba and called by nutpie as a C callback (chains in
+parallel); numba's disk cache (in PyTensor's compile directory) serves every later run
+of the same model form: run the benchmark twice to see both the first run (compiling)
+and the usual one. For a first run on an
 empty cache, point PyTensor at a new directory:
 ``PYTENSOR_FLAGS=base_compiledir=/tmp/empty python benchmarks/bench_prior_grid.py nutpie``.
 
-    python benchmarks/bench_prior_grid.py [sampler]    # sampler: pymc (default) or nutpie
+    python benchmarks/bench_prior_grid.py [sampler]    # sampler: nutpie (the default) or pymc
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ import pytensor.compile.function.types as function_types
 import bayesmeta as bm
 
 
-def main(sampler: str = "pymc") -> None:
+def main(sampler: str | None = None) -> None:
+    from bayesmeta.engines.bayes.options import default_sampler
+
+    sampler = sampler or default_sampler()
     compiled = {"n": 0}
     original = function_types.FunctionMaker.__init__
 
