@@ -166,18 +166,6 @@ def compile_model(model: pm.Model, mode: str | None = None, start: dict | None =
                        dims=dims, coords=coords, make_initial_point_fn=initial_point)
 
 
-def sample(model: pm.Model, *, draws: int, tune: int, chains: int, cores: int | None, random_seed,
-           progressbar: bool, **kwargs):
-    """Sample with nutpie; returns InferenceData (posterior and sample_stats).
-
-    ``kwargs`` go to :func:`nutpie.sample`, except ``mode`` (the PyTensor backend of the
-    log-density; by default :func:`choose_mode` picks it).
-    """
-    compiled = compile_model(model, kwargs.pop("mode", None))
-    return sample_compiled(compiled, model, draws=draws, tune=tune, chains=chains, cores=cores,
-                           random_seed=random_seed, progressbar=progressbar, **kwargs)
-
-
 def sample_compiled(compiled, model: pm.Model, *, draws: int, tune: int, chains: int, cores: int | None,
                     random_seed, progressbar: bool, **kwargs):
     """Sample a model compiled by :func:`compile_model` (its shared variables as they are now).

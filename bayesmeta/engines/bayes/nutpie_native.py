@@ -169,8 +169,9 @@ def native_model(logp_fn, expand_fn, names: list, shapes: list, start: np.ndarra
 
 def output_slices(shapes: list) -> list[slice]:
     """Where each output of ``shapes`` lies in the flat vector of per-draw outputs."""
-    ends = np.cumsum([int(np.prod(shape, dtype=int)) for shape in shapes])
-    return [slice(int(end) - int(np.prod(shape, dtype=int)), int(end)) for end, shape in zip(ends, shapes)]
+    sizes = [int(np.prod(shape, dtype=int)) for shape in shapes]
+    ends = np.cumsum(sizes, dtype=int)
+    return [slice(int(end) - size, int(end)) for end, size in zip(ends, sizes)]
 
 
 def native_model_type() -> type:
