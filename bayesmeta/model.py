@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .design.build import Design, build_design
+from .design.coscale import encode_coscale_models
 from .design.columns import require_frame
 from .design.identifiability import find_non_identified
 from .design.parameters import Parameterization, build_parameterization
@@ -29,7 +30,7 @@ from .inference.intervals import check_level
 from .results.mode import ModeResult
 from .results.posterior import BayesResult
 from .spec.random_terms import parse_random
-from .spec.scale_argument import cite, requested, scale_columns
+from .spec.scale_argument import cite, formulas, requested, scale_columns
 from .studies.prior_sensitivity import prior_sensitivity
 from .studies.sensitivity_result import SensitivityResult
 from .studies.simulation import simulate_data
@@ -139,20 +140,22 @@ class MetaModel:
         terms = None if random is None else parse_random(random, struct) if random != [] else ()
         self.terms = terms
         require_frame(data)
-        scale_needs = {cite(key): scale_columns(f, cite(key), data.columns, trusted) for key, f in requested(scale)}
+        scale_needs = {place: scale_columns(f, place, data.columns, trusted)
+                       for key, value in requested(scale) for place, f in formulas(cite(key), value)}
         if V_scale is not None:
             scale_needs["V_scale"] = scale_columns(V_scale, "V_scale", data.columns, trusted)
         self.design: Design = build_design(formula, data, vi=vi, V=V, terms=terms, na_action=na_action,
                                            extra_columns=scale_needs, trusted=trusted, closed_form=V_scale is None)
         used = data.iloc[self.design.positions]
-        scale_models = encode_scale_models(scale, self.design.encodings, used)
+        scale_models, structured = encode_scale_models(scale, self.design.encodings, used)
+        coscale_models = encode_coscale_models(structured, self.design.encodings, used)
         v_scale = encode_v_scale(V_scale, used)
         if v_scale is not None:
             check_v_scale_identified(self.design.V, self.design.encodings)
         typical_sd = float(np.sqrt(np.mean(self.design.V.diagonal())))
         not_identified = find_non_identified(self.design.encodings, scale_models)
         self.param: Parameterization = build_parameterization(self.design.terms, self.fixed, typical_sd,
-                                                              scale_models, not_identified, v_scale)
+                                                              scale_models, not_identified, v_scale, coscale_models)
         for note in self.param.identification_notes():
             warn(note + ".", IdentificationWarning)
         n_parms = self.design.p + self.param.n_free
@@ -264,6 +267,10 @@ class MetaModel:
 
     def _require_bayes_support(self) -> None:
         """Refuse, for now, models the Bayesian engine does not express (issue 17: ML/REML first)."""
+        if self.param.has_coscale:
+            raise SpecificationError("scale: scale models of structured terms ('inner | outer') are fitted by ML/REML "
+                                     "only for now (fit('REML') or fit('ML')); the Bayesian engine does not express "
+                                     "them yet.")
         if self.param.v_scale is not None:
             raise SpecificationError("V_scale: the proportional sampling-variance model is fitted by ML/REML only for "
                                      "now (fit('REML') or fit('ML')); the Bayesian engine does not express it yet.")

@@ -12,6 +12,9 @@ unconstrained vector ``theta`` of the free natural parameters:
 * the coefficients of a scale model (a level whose variance is log-linear in
   moderators, :mod:`bayesmeta.design.scale_models`), in place of that level's SD:
   ``alpha = transform @ theta``, the coefficients of standardised moderators;
+* the coefficients of a structured term's scale model
+  (:mod:`bayesmeta.design.coscale`), in place of its SDs and correlations: those of
+  its SDs (counted among alpha) and then those of its correlation (zeta);
 * last, the coefficients of the proportional sampling-variance model
   (``V_scale=``: V scaled by ``exp(w_i' delta)``), ``delta = transform @ theta``.
 
@@ -115,6 +118,11 @@ class Parameterization:
         The proportional sampling-variance model (``V_scale=``, one group per row):
         V is scaled to ``D^1/2 V D^1/2``, ``D = diag(exp(w_i' delta))``. Its
         standardised coefficients are the last entries of theta.
+    coscale_models : tuple
+        Per term, its :class:`~bayesmeta.design.coscale.CoscaleDesign` or None (empty
+        without any): a structured term whose SDs and correlation have a scale model
+        has no SD and no correlation; its theta entries are the standardised
+        coefficients of its SDs (part of alpha) and then of its correlation (zeta).
     """
 
     terms: tuple
@@ -124,6 +132,7 @@ class Parameterization:
     scale_models: tuple = ()
     not_identified: tuple = ()
     v_scale: object = None
+    coscale_models: tuple = ()
 
     def identification_notes(self) -> list[str]:
         """One line per component the data cannot identify (empty when all are identified)."""
@@ -137,13 +146,43 @@ class Parameterization:
         """The scale model of term k, or None."""
         return self.scale_models[k] if self.scale_models else None
 
+    def coscale_of(self, k: int):
+        """The scale model of structured term k (:class:`~bayesmeta.design.coscale.CoscaleDesign`), or None."""
+        return self.coscale_models[k] if self.coscale_models else None
+
     @property
     def has_scale(self) -> bool:
-        return any(sc is not None for sc in self.scale_models)
+        """Whether some variance has a scale model (random intercepts or structured terms)."""
+        return any(sc is not None for sc in self.scale_models) or self.has_coscale
+
+    @property
+    def has_coscale(self) -> bool:
+        """Whether some structured term's SDs and correlation have a scale model."""
+        return any(cs is not None for cs in self.coscale_models)
+
+    def coefficient_blocks(self, part: str) -> list[tuple[int, object, slice]]:
+        """(term, ScaleDesign, positions in theta) of every block of ``"alpha"`` (variance models of random
+        intercepts and SD models of structured terms) or ``"zeta"`` (correlation models) coefficients."""
+        out, pos = [], 0
+        for k, size in enumerate(self.sizes()):
+            sc, cs = self.scale_of(k), self.coscale_of(k)
+            if part == "alpha" and sc is not None:
+                out.append((k, sc, slice(pos + size - sc.r, pos + size)))
+            elif part == "alpha" and cs is not None:
+                out.append((k, cs.tau, slice(pos, pos + cs.tau.r)))
+            elif part == "zeta" and cs is not None and cs.zeta is not None:
+                out.append((k, cs.zeta, slice(pos + cs.tau.r, pos + size)))
+            pos += size
+        return out
 
     @property
     def n_alpha(self) -> int:
-        return sum(sc.r for sc in self.scale_models if sc is not None)
+        return sum(d.r for _, d, _ in self.coefficient_blocks("alpha"))
+
+    @property
+    def n_zeta(self) -> int:
+        """Number of coefficients of the correlation models of structured terms."""
+        return sum(d.r for _, d, _ in self.coefficient_blocks("zeta"))
 
     @property
     def n_delta(self) -> int:
@@ -176,7 +215,8 @@ class Parameterization:
 
     def sizes(self) -> list[int]:
         """Number of theta entries of every term."""
-        return [int(np.isnan(fs).sum() + np.isnan(fr).sum()) + (0 if self.scale_of(k) is None else self.scale_of(k).r)
+        return [int(np.isnan(fs).sum() + np.isnan(fr).sum()) + sum(m.r for m in (self.scale_of(k), self.coscale_of(k))
+                                                                   if m is not None)
                 for k, (fs, fr) in enumerate(zip(self.fixed_sd, self.fixed_rho))]
 
     def free_sd_positions(self) -> list[int]:
@@ -187,50 +227,83 @@ class Parameterization:
             pos += size
         return out
 
+    def coefficient_names(self, part: str = "alpha") -> list[str]:
+        """Names of the ``"alpha"`` (variance) or ``"zeta"`` (correlation) coefficients, ``"level: term"``
+        when several levels have them."""
+        blocks = self.coefficient_blocks(part)
+        if len(blocks) == 1:
+            return list(blocks[0][1].names)
+        return [f"{d.label}: {name}" for _, d, _ in blocks for name in d.names]
+
+    def coefficient_positions(self, part: str = "alpha") -> np.ndarray:
+        """Positions in theta of the (standardised) ``"alpha"`` or ``"zeta"`` coefficients."""
+        return np.array([i for _, _, where in self.coefficient_blocks(part) for i in range(where.start, where.stop)], dtype=int)
+
+    def coefficient_slice(self, k: int, part: str = "alpha") -> slice:
+        """Where the ``part`` coefficients of term k sit among all of them."""
+        start = 0
+        for j, d, _ in self.coefficient_blocks(part):
+            if j == k:
+                return slice(start, start + d.r)
+            start += d.r
+        raise KeyError(f"term {k} has no {part} coefficients")
+
+    def coefficient_transform(self, part: str = "alpha") -> np.ndarray:
+        """Matrix (n_part, n_free) mapping theta to the ``"alpha"`` or ``"zeta"`` coefficients."""
+        blocks = self.coefficient_blocks(part)
+        A = np.zeros((sum(d.r for _, d, _ in blocks), self.n_free))
+        row = 0
+        for _, d, where in blocks:
+            A[row:row + d.r, where] = d.transform
+            row += d.r
+        return A
+
     def alpha_names(self) -> list[str]:
         """Names of the scale coefficients (``"level: term"`` when several levels have one)."""
-        models = [sc for sc in self.scale_models if sc is not None]
-        if len(models) == 1:
-            return list(models[0].names)
-        return [f"{sc.label}: {name}" for sc in models for name in sc.names]
+        return self.coefficient_names("alpha")
 
     def alpha_positions(self) -> np.ndarray:
         """Positions in theta of the (standardised) scale coefficients."""
-        out, pos = [], 0
-        for k, size in enumerate(self.sizes()):
-            sc = self.scale_of(k)
-            if sc is not None:
-                out += list(range(pos + size - sc.r, pos + size))
-            pos += size
-        return np.array(out, dtype=int)
+        return self.coefficient_positions("alpha")
 
     def alpha_slice(self, k: int) -> slice:
         """Where the scale coefficients of term k sit among all scale coefficients."""
-        start = sum(sc.r for sc in self.scale_models[:k] if sc is not None)
-        return slice(start, start + self.scale_models[k].r)
+        return self.coefficient_slice(k, "alpha")
 
     def alpha_transform(self) -> np.ndarray:
         """Matrix (n_alpha, n_free) mapping theta to the scale coefficients alpha."""
-        A = np.zeros((self.n_alpha, self.n_free))
-        row, positions = 0, self.alpha_positions()
-        for sc in (sc for sc in self.scale_models if sc is not None):
-            A[row:row + sc.r, positions[row:row + sc.r]] = sc.transform
-            row += sc.r
-        return A
+        return self.coefficient_transform("alpha")
 
     def alpha(self, theta: np.ndarray) -> np.ndarray:
         """The scale coefficients alpha at ``theta``."""
         return self.alpha_transform() @ np.asarray(theta, dtype=float) if self.n_alpha else np.zeros(0)
 
+    def zeta(self, theta: np.ndarray) -> np.ndarray:
+        """The coefficients zeta of the correlation models (Fisher's z of rho) at ``theta``."""
+        return self.coefficient_transform("zeta") @ np.asarray(theta, dtype=float) if self.n_zeta else np.zeros(0)
+
+    def coscale_rows(self, theta: np.ndarray) -> list:
+        """Per term, None or (with a scale model of a structured term) the SD and the correlation of every
+        row's cell and cluster, ``(sd (n,), rho (n,))``."""
+        theta = np.asarray(theta, dtype=float)
+        out, pos = [], 0
+        for k, size in enumerate(self.sizes()):
+            cs = self.coscale_of(k)
+            out.append(None if cs is None else cs.row_values(theta[pos:pos + size]))
+            pos += size
+        return out
+
     def free_names(self) -> list[str]:
         """Readable names of the free parameters, in theta order."""
-        names, alpha = [], iter(self.alpha_names())
+        names, alpha, zeta = [], iter(self.alpha_names()), iter(self.coefficient_names("zeta"))
         for k, (t, fs, fr) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho)):
             names += [f"sd[{t.sd_label(i)}]" for i in np.flatnonzero(np.isnan(fs))]
             names += [f"rho[{t.rho_label(i)}]" for i in np.flatnonzero(np.isnan(fr))]
-            sc = self.scale_of(k)
-            if sc is not None:
-                names += [f"alpha[{next(alpha)}]" for _ in range(sc.r)]
+            sc, cs = self.scale_of(k), self.coscale_of(k)
+            if sc is not None or cs is not None:
+                names += [f"alpha[{next(alpha)}]" for _ in range((sc or cs.tau).r)]
+            if cs is not None:
+                names += [f"zeta[{next(zeta)}]" for _ in range(cs.n_zeta)]
         return names + [f"delta[{name}]" for name in self.delta_names()]
 
     def component_labels(self) -> dict[str, list[str]]:
@@ -238,7 +311,7 @@ class Parameterization:
         (terms with a scale model have none)."""
         out: dict[str, list[str]] = {}
         for k, t in enumerate(self.terms):
-            if self.scale_of(k) is not None:
+            if self.scale_of(k) is not None or self.coscale_of(k) is not None:
                 continue
             out.setdefault(t.family, []).extend(t.sd_label(i) for i in range(t.n_sd))
             if t.correlation_family and t.n_rho:
@@ -252,7 +325,8 @@ class Parameterization:
         -------
         variances : list of numpy.ndarray
             Per term, (n_groups,): ``exp(w_g' alpha)`` for a term with a scale model,
-            its one variance repeated otherwise.
+            its one variance repeated otherwise (None for a structured term with a
+            scale model: see :meth:`coscale_rows`).
         jacobians : list of numpy.ndarray or None
             Per term, (n_groups, n_free): the derivatives of the variances with
             respect to theta.
@@ -263,7 +337,9 @@ class Parameterization:
         for k, (t, (sd, _), fs, size) in enumerate(zip(self.terms, natural, self.fixed_sd, self.sizes())):
             sc = self.scale_of(k)
             J = np.zeros((t.n_groups, self.n_free)) if jacobian else None
-            if sc is not None:
+            if self.coscale_of(k) is not None:
+                v = None
+            elif sc is not None:
                 W = sc.W_std
                 v = np.exp(W @ theta[pos + size - sc.r:pos + size])
                 if jacobian:
@@ -282,7 +358,7 @@ class Parameterization:
         """Mask of parameters away from their boundaries (SD not ~0, correlation not ~+-1)."""
         mask, pos = [], 0
         for j, (t, fs, fr, size) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho, self.sizes())):
-            if self.scale_of(j) is not None:  # scale coefficients are unconstrained
+            if self.scale_of(j) is not None or self.coscale_of(j) is not None:  # scale coefficients are unconstrained
                 mask.append(np.ones(size, bool))
             else:
                 k = int(np.isnan(fs).sum())
@@ -297,7 +373,8 @@ class Parameterization:
         theta = np.asarray(theta, dtype=float)
         out, pos = [], 0
         for k, (t, fs, fr, size) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho, self.sizes())):
-            if self.scale_of(k) is not None:  # no SD or correlation: the variance is exp(w' alpha) per group
+            if self.scale_of(k) is not None or self.coscale_of(k) is not None:  # no SD or correlation: see
+                # group_variances and coscale_rows
                 out.append((np.zeros(0), np.zeros(0)))
                 pos += size
                 continue
@@ -315,20 +392,22 @@ class Parameterization:
         return out
 
     def theta_from_natural(self, natural: list[tuple[np.ndarray, np.ndarray]], alpha=None,
-                           delta=None) -> np.ndarray:
+                           delta=None, zeta=None) -> np.ndarray:
         """Inverse of :meth:`natural` (for starting values); an SD of 0 maps to -inf.
 
         ``alpha`` gives the scale coefficients of the terms with a scale model
-        (concatenated, as :meth:`alpha_names`) and ``delta`` those of the
-        sampling-variance model; zero when omitted.
+        (concatenated, as :meth:`alpha_names`), ``zeta`` those of the correlation
+        models and ``delta`` those of the sampling-variance model; zero when omitted.
         """
-        parts, alpha_pos = [], 0
+        parts = []
         alpha = np.zeros(self.n_alpha) if alpha is None else np.asarray(alpha, dtype=float)
+        zeta = np.zeros(self.n_zeta) if zeta is None else np.asarray(zeta, dtype=float)
         for k, (t, fs, fr, (sd, rho)) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho, natural)):
-            sc = self.scale_of(k)
-            if sc is not None:
-                parts.append(np.linalg.solve(sc.transform, alpha[alpha_pos:alpha_pos + sc.r]))
-                alpha_pos += sc.r
+            sc, cs = self.scale_of(k), self.coscale_of(k)
+            if sc is not None or cs is not None:
+                parts.append(np.linalg.solve((sc or cs.tau).transform, alpha[self.alpha_slice(k)]))
+                if cs is not None and cs.zeta is not None:
+                    parts.append(np.linalg.solve(cs.zeta.transform, zeta[self.coefficient_slice(k, "zeta")]))
                 continue
             with np.errstate(divide="ignore"):
                 parts.append(np.log(np.asarray(sd)[np.isnan(fs)] / self.sd_unit))
@@ -342,12 +421,13 @@ class Parameterization:
 
     def covariances(self, theta: np.ndarray) -> list[np.ndarray]:
         """The q x q matrices G_k at ``theta`` (None for a term with a scale model: see
-        :meth:`group_variances`)."""
-        return [None if self.scale_of(k) is not None else t.structure.covariance(sd, rho, t.q)
+        :meth:`group_variances` and :meth:`coscale_rows`)."""
+        return [None if self.scale_of(k) is not None or self.coscale_of(k) is not None
+                else t.structure.covariance(sd, rho, t.q)
                 for k, (t, (sd, rho)) in enumerate(zip(self.terms, self.natural(theta)))]
 
     def gradient(self, theta: np.ndarray, dG: list, dvariances: list | None = None,
-                 dlog_v: np.ndarray | None = None) -> np.ndarray:
+                 dlog_v: np.ndarray | None = None, dcoscale: list | None = None) -> np.ndarray:
         """Chain rule: from derivatives in the covariance parameters to derivatives in theta.
 
         Parameters
@@ -362,16 +442,24 @@ class Parameterization:
         dlog_v : numpy.ndarray, optional
             With ``V_scale``: per row, the derivative with respect to the log of its
             sampling-variance factor, ``eta_i = w_i' delta``.
+        dcoscale : list, optional
+            Per structured term with a scale model, the derivatives with respect to
+            every row's SD and correlation, ``(d_sd (n,), d_rho (n,))`` (None for the
+            other terms; see :meth:`CoscaleDesign.gradient`).
         """
         theta = np.asarray(theta, dtype=float)
         grad, pos = [], 0
         for k, (t, fs, fr, (sd, rho), H, size) in enumerate(zip(self.terms, self.fixed_sd, self.fixed_rho,
                                                                 self.natural(theta), dG, self.sizes())):
-            sc = self.scale_of(k)
+            sc, cs = self.scale_of(k), self.coscale_of(k)
             if sc is not None:
                 W = sc.W_std
                 v = np.exp(W @ theta[pos:pos + size])
                 grad.append(W.T @ (v * dvariances[k]))
+                pos += size
+                continue
+            if cs is not None:
+                grad.append(cs.gradient(theta[pos:pos + size], *dcoscale[k]))
                 pos += size
                 continue
             d_sd, d_rho = t.structure.jacobian(sd, rho, t.q)
@@ -426,7 +514,8 @@ def _fix_not_identified(notes, fixed_sd: list, fixed_rho: list) -> tuple:
 
 
 def build_parameterization(terms: tuple, fixed: dict | None, sd_unit: float,
-                           scale_models: tuple = (), not_identified: tuple = (), v_scale=None) -> Parameterization:
+                           scale_models: tuple = (), not_identified: tuple = (), v_scale=None,
+                           coscale_models: tuple = ()) -> Parameterization:
     """Turn the user's ``fixed`` dict into per-term fixed SDs and correlations.
 
     Parameters
@@ -444,6 +533,9 @@ def build_parameterization(terms: tuple, fixed: dict | None, sd_unit: float,
         those the user left free are fixed (variances and correlations at 0) and recorded.
     v_scale : ScaleDesign, optional
         The proportional sampling-variance model (``V_scale=``), one group per row.
+    coscale_models : tuple, optional
+        Per term, the scale model of a structured term's SDs and correlation
+        (:class:`~bayesmeta.design.coscale.CoscaleDesign`) or None.
     """
     if fixed is not None and not isinstance(fixed, dict):
         raise SpecificationError(f"fixed: expected a dict such as {{'sigma2': [None, 0.0]}}, got "
@@ -495,6 +587,13 @@ def build_parameterization(terms: tuple, fixed: dict | None, sd_unit: float,
             raise SpecificationError(f"fixed: the variance of {terms[k].label!r} is given by its scale model "
                                      f"({sc.formula!r}) and cannot be fixed.")
         fixed_sd[k], fixed_rho[k] = np.zeros(0), np.zeros(0)
+    for k, cs in enumerate(coscale_models):
+        if cs is None:
+            continue
+        if not (np.isnan(fixed_sd[k]).all() and np.isnan(fixed_rho[k]).all()):
+            raise SpecificationError(f"fixed: the SDs and the correlation of {terms[k].label!r} are given by its scale "
+                                     "model and cannot be fixed.")
+        fixed_sd[k], fixed_rho[k] = np.zeros(0), np.zeros(0)
     applied = _fix_not_identified(not_identified, fixed_sd, fixed_rho)
     return Parameterization(tuple(terms), float(sd_unit), tuple(fixed_sd), tuple(fixed_rho), tuple(scale_models),
-                            applied, v_scale)
+                            applied, v_scale, tuple(coscale_models))

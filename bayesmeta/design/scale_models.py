@@ -154,8 +154,17 @@ def encode_scale(formula: str, data: pd.DataFrame, codes: np.ndarray, groups: tu
     return ScaleDesign(label, formula, tuple(names), W, standardising_transform(W), mm.model_spec, tuple(groups))
 
 
-def encode_scale_models(scale, encodings, data: pd.DataFrame) -> tuple:
-    """Per covariance term, the ScaleDesign of its variance or None (an empty tuple without scale models).
+def term_kind(enc) -> str:
+    """``"intercept"``, ``"structured"`` (an ``inner | outer`` term) or ``"slopes"``: which scale model a term takes."""
+    if enc.Z is None:
+        return "intercept"
+    return "structured" if enc.inner is not None else "slopes"
+
+
+def encode_scale_models(scale, encodings, data: pd.DataFrame) -> tuple[tuple, dict]:
+    """Per covariance term, the ScaleDesign of its variance or None (an empty tuple without scale models),
+    and the scale formulas of structured terms (term index -> ``{"tau": ..., "rho": ...}``, encoded by
+    :func:`bayesmeta.design.coscale.encode_coscale_models`).
 
     Parameters
     ----------
@@ -166,11 +175,13 @@ def encode_scale_models(scale, encodings, data: pd.DataFrame) -> tuple:
         The rows the model uses.
     """
     labels = [enc.term.label for enc in encodings]
-    levels = resolve_levels(scale, labels, [enc.Z is None for enc in encodings])
-    if not levels:
-        return ()
-    return tuple(encode_scale(levels[k], data, enc.codes, enc.groups, enc.term.label) if k in levels else None
-                 for k, enc in enumerate(encodings))
+    levels = resolve_levels(scale, labels, [term_kind(enc) for enc in encodings])
+    structured = {k: parts for k, parts in levels.items() if isinstance(parts, dict)}
+    intercepts = {k: f for k, f in levels.items() if k not in structured}
+    if not intercepts:
+        return (), structured
+    return tuple(encode_scale(intercepts[k], data, enc.codes, enc.groups, enc.term.label) if k in intercepts
+                 else None for k, enc in enumerate(encodings)), structured
 
 
 def encode_v_scale(formula: str | None, data: pd.DataFrame) -> ScaleDesign | None:

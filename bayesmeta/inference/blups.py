@@ -97,6 +97,9 @@ def conditional_moments(design: Design, param, theta: np.ndarray, groups: list[n
     if design.nested is not None:
         variances, _ = param.group_variances(theta)
         return _nested_moments(design, variances, groups)
+    if param.has_coscale:
+        raise SpecificationError("random effects: not available yet for scale models of structured terms "
+                                 "('inner | outer' terms with scale=); the marginal predictions (predict()) are.")
     variances = [v if param.scale_of(k) is not None else None for k, v in enumerate(param.group_variances(theta)[0])]
     return _block_moments(design, param.covariances(theta), groups, z, variances, param.v_multipliers(theta))
 

@@ -127,6 +127,8 @@ def level_variances(fit) -> pd.Series:
     for k, (enc, (sd, rho)) in enumerate(zip(design.encodings, estimate.natural)):
         if param.scale_of(k) is not None:
             per_row = scale_variances[k][enc.codes]
+        elif param.coscale_of(k) is not None:
+            per_row = param.coscale_rows(finite(estimate.theta))[k][0] ** 2
         else:
             G = enc.term.structure.covariance(sd, rho, enc.term.q)
             per_row = np.full(design.n, G[0, 0]) if enc.Z is None else np.einsum("ni,ij,nj->n", enc.Z, G, enc.Z)

@@ -173,7 +173,9 @@ def _new_rows(result, newdata: pd.DataFrame | None, levels: dict, chosen: set[in
         Z = [np.ones((design.n, 1)) if enc.Z is None else enc.Z for enc in encodings]
         groups = [enc.codes if k in chosen else np.full(design.n, -1) for k, enc in enumerate(encodings)]
         group_variances, _ = param.group_variances(theta)
-        scale = [group_variances[k][enc.codes] for k, enc in enumerate(encodings)]
+        rows = param.coscale_rows(theta)
+        scale = [rows[k][0] ** 2 if rows[k] is not None else group_variances[k][enc.codes]
+                 for k, enc in enumerate(encodings)]
         if (X.shape[1] == 1 and np.ptp(X[:, 0]) == 0 and all(enc.Z is None for enc in encodings)
                 and not param.has_scale and not chosen):
             X, labels, Z, groups = X[:1], np.array([NEW_STUDY]), [z[:1] for z in Z], [g[:1] for g in groups]
@@ -183,13 +185,19 @@ def _new_rows(result, newdata: pd.DataFrame | None, levels: dict, chosen: set[in
         Z = [_new_design(enc, newdata) for enc in encodings]
         groups = [_cluster_codes(enc, newdata) if k in chosen else np.full(len(newdata), -1)
                   for k, enc in enumerate(encodings)]
-        scale = [None if param.scale_of(k) is None or k in chosen
-                 else np.exp(param.scale_of(k).new_W(newdata) @ param.alpha(theta)[param.alpha_slice(k)])
+        scale = [None if _variance_model(param, k) is None or k in chosen
+                 else np.exp(_variance_model(param, k).new_W(newdata) @ param.alpha(theta)[param.alpha_slice(k)])
                  for k in range(len(encodings))]
     Z = _with_levels(encodings, Z, levels, len(X))
-    variance = [scale[k] if param.scale_of(k) is not None else _new_cluster_variance(enc, z, g, k in chosen)
+    variance = [scale[k] if _variance_model(param, k) is not None else _new_cluster_variance(enc, z, g, k in chosen)
                 for k, (enc, z, g) in enumerate(zip(encodings, Z, G))]
     return NewRows(X, Z, variance, groups, labels)
+
+
+def _variance_model(param, k: int):
+    """The ScaleDesign of term k's variance (a random intercept's, or a structured term's cells'), or None."""
+    coscale = param.coscale_of(k)
+    return param.scale_of(k) if coscale is None else coscale.tau
 
 
 def _new_cluster_variance(enc, z: np.ndarray, G: np.ndarray, existing: bool) -> np.ndarray:

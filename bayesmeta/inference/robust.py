@@ -42,7 +42,7 @@ import pandas as pd
 
 from ..design.blocks import Batch, build_batches
 from ..errors import RobustTestWarning, SpecificationError, format_rows, warn
-from ..likelihood.profiled import marginal_covariance
+from ..likelihood.profiled import coscale_at, marginal_covariance
 from ..spec.random_terms import ROW_TERM
 from .intervals import check_level, critical_value, f_sf, two_sided_p
 from .wald import WaldTest, hypothesis_matrix
@@ -149,10 +149,12 @@ def batches_by(design, groups: np.ndarray) -> tuple[Batch, ...]:
 def block_covariances(fit, batch: Batch) -> np.ndarray:
     """The marginal covariance Sigma at the fit's estimates for every block of a batch (padding: identity)."""
     param, theta = fit.param, fit.estimate.theta
-    # location-scale models: random intercepts with one variance per group; V_scale: V scaled by row factors
+    # location-scale models: random intercepts with one variance per group, structured terms with per-row SDs
+    # and per-cluster correlations; V_scale: V scaled by row factors
     row_variances = [v[enc.codes] if param.scale_of(k) is not None else None
                      for k, (enc, v) in enumerate(zip(fit.design.encodings, param.group_variances(theta)[0]))]
-    return marginal_covariance(batch, param.covariances(theta), row_variances, param.v_multipliers(theta))
+    return marginal_covariance(batch, param.covariances(theta), row_variances, param.v_multipliers(theta),
+                               coscale_at(param, theta))
 
 
 def inverse_sqrt(mats: np.ndarray, scale: np.ndarray | None = None) -> np.ndarray:

@@ -17,14 +17,16 @@ from .profiled import Evaluation, evaluate_batches
 
 def evaluate(design: Design, G: list, reml: bool, gradient: bool = False,
              logdet_xtx: float | None = None, variances: list | None = None,
-             v_factors: np.ndarray | None = None) -> Evaluation:
+             v_factors: np.ndarray | None = None, coscale: list | None = None) -> Evaluation:
     """Profiled (restricted) log-likelihood at random-effect covariances ``G`` (one per term).
 
     ``gradient`` asks for d loglik / d G_k; ``logdet_xtx`` (the REML constant
     log|X'X|) is computed when not given. On the batched path (``design.nested``
     None), a term with ``G[k]`` None has one variance per group, ``variances[k]``
     (n_groups,), and ``v_factors`` (n,) scales the sampling covariance to
-    D^1/2 V D^1/2 (see :func:`bayesmeta.likelihood.profiled.evaluate_batches`).
+    D^1/2 V D^1/2, and ``coscale`` (per term, None or a
+    :class:`~bayesmeta.likelihood.profiled.RowCoscale`) gives structured terms with scale
+    models (see :func:`bayesmeta.likelihood.profiled.evaluate_batches`).
     """
     if logdet_xtx is None:
         logdet_xtx = design.logdet_xtx if reml else 0.0
@@ -34,7 +36,7 @@ def evaluate(design: Design, G: list, reml: bool, gradient: bool = False,
     if variances is not None:
         row_variances = [None if v is None else np.asarray(v)[enc.codes] for v, enc in zip(variances, design.encodings)]
     return evaluate_batches(list(design.batches), G, design.n, design.p, logdet_xtx, reml, gradient,
-                            row_variances, v_factors)
+                            row_variances, v_factors, coscale)
 
 
 def evaluate_groups(design: Design, variances: list[np.ndarray], reml: bool,

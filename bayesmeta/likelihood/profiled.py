@@ -14,8 +14,11 @@ is the elementwise product, M_k marks pairs of rows sharing a group of term k):
 with r = y - X b and b the GLS estimate (Sera et al. 2019, eqs. 2-3).
 
 A random intercept with one variance per group (a scale model, v_g = exp(w_g' alpha))
-adds M_k o v_{g(i)} instead, and a proportional sampling-variance model (``V_scale``)
-replaces V by D^1/2 V D^1/2, D = diag(exp(w_i' delta)).
+adds M_k o v_{g(i)} instead, a structured term whose SDs and correlation have a scale
+model adds M_k o (s s') o R_pair, with s_i the SD of row i's (cluster, level) cell and
+R_pair[i, j] = R(rho_cluster)[l(i), l(j)] (:mod:`bayesmeta.design.coscale`), and a
+proportional sampling-variance model (``V_scale``) replaces V by D^1/2 V D^1/2,
+D = diag(exp(w_i' delta)).
 """
 
 from __future__ import annotations
@@ -39,7 +42,9 @@ class Evaluation:
     With per-row variances (batched path): ``drows`` per such term, (n,), the sum
     over its row pairs (i, j) sharing a group of d loglik / d Sigma_ij, by row i
     (summed over a group's rows: d loglik / d v_g); ``dlog_v`` (n,), d loglik / d eta_i
-    for sampling-variance factors exp(eta_i).
+    for sampling-variance factors exp(eta_i); ``dcoscale`` per structured term with a
+    scale model, ``(d_sd (n,), d_rho (n,))``: d loglik / d s_i and the sum over row i's
+    pairs of d loglik / d rho of its cluster.
     """
 
     loglik: float
@@ -51,6 +56,7 @@ class Evaluation:
     hessian: np.ndarray | None = None
     drows: list | None = None
     dlog_v: np.ndarray | None = None
+    dcoscale: list | None = None
 
 
 def by_row(batch: Batch, values: np.ndarray, pad: float) -> np.ndarray:
@@ -58,8 +64,33 @@ def by_row(batch: Batch, values: np.ndarray, pad: float) -> np.ndarray:
     return np.where(batch.rows >= 0, values[np.maximum(batch.rows, 0)], pad)
 
 
+@dataclass(frozen=True)
+class RowCoscale:
+    """A structured term with a scale model, evaluated at one theta: per row, the SD of its
+    (cluster, level) cell and the correlation of its cluster, and the correlation family."""
+
+    sd: np.ndarray
+    rho: np.ndarray
+    correlation: object
+
+
+def coscale_at(param, theta: np.ndarray) -> list:
+    """Per term of a Parameterization, its :class:`RowCoscale` at ``theta`` (None for terms without a scale
+    model of their SDs and correlation)."""
+    return [None if rows is None else RowCoscale(*rows, t.structure.correlation)
+            for rows, t in zip(param.coscale_rows(theta), param.terms)]
+
+
+def coscale_pairs(batch: Batch, Z: np.ndarray, rows: RowCoscale) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The batch's per-entry SDs (B, m) and, per pair of entries, R_pair and d R_pair / d rho (B, m, m)."""
+    level = np.argmax(Z, axis=2)
+    lag = np.abs(level[:, :, None] - level[:, None, :])
+    rho = by_row(batch, rows.rho, 0.0)[:, :, None]
+    return by_row(batch, rows.sd, 0.0), rows.correlation.pair(rho, lag), rows.correlation.pair_derivative(rho, lag)
+
+
 def marginal_covariance(batch: Batch, G: list, row_variances: list | None = None,
-                        v_factors: np.ndarray | None = None) -> np.ndarray:
+                        v_factors: np.ndarray | None = None, coscale: list | None = None) -> np.ndarray:
     """Sigma = D^1/2 V D^1/2 + sum_k M_k o (Z_k G_k Z_k') for every block of the batch.
 
     Parameters
@@ -72,6 +103,8 @@ def marginal_covariance(batch: Batch, G: list, row_variances: list | None = None
         Per term with ``G[k]`` None, the variance of every row's group (n,).
     v_factors : numpy.ndarray, optional
         Per row, the factor d_i of its sampling variance (D = diag(d); None: D = I).
+    coscale : list, optional
+        Per term, None or its :class:`RowCoscale` (then ``G[k]`` is None).
     """
     if v_factors is None:
         S = batch.V.copy()
@@ -79,7 +112,10 @@ def marginal_covariance(batch: Batch, G: list, row_variances: list | None = None
         f = np.sqrt(by_row(batch, v_factors, 1.0))
         S = batch.V * f[:, :, None] * f[:, None, :]
     for k, (Z, M, Gk) in enumerate(zip(batch.Z, batch.M, G)):
-        if Gk is None:
+        if coscale and coscale[k] is not None:
+            sd, R, _ = coscale_pairs(batch, Z, coscale[k])
+            S += M * sd[:, :, None] * sd[:, None, :] * R
+        elif Gk is None:
             S += M * by_row(batch, row_variances[k], 0.0)[:, :, None]
         elif Z is None:
             S += M * Gk[0, 0]
@@ -94,7 +130,7 @@ class NotPositiveDefinite(ArithmeticError):
 
 def evaluate_batches(batches: list[Batch], G: list, n: int, p: int, logdet_xtx: float,
                      reml: bool, gradient: bool = False, row_variances: list | None = None,
-                     v_factors: np.ndarray | None = None) -> Evaluation:
+                     v_factors: np.ndarray | None = None, coscale: list | None = None) -> Evaluation:
     """Profiled (restricted) log-likelihood at covariance matrices ``G``.
 
     Parameters
@@ -111,8 +147,10 @@ def evaluate_batches(batches: list[Batch], G: list, n: int, p: int, logdet_xtx: 
     gradient : bool
         Also return d l / d G_k (q x q each; for terms with ``G[k]`` None the
         evaluation's ``drows``, and with ``v_factors`` its ``dlog_v``).
-    row_variances, v_factors : optional
-        Per-group variances and sampling-variance factors, as for :func:`marginal_covariance`.
+    row_variances, v_factors, coscale : optional
+        Per-group variances, sampling-variance factors and structured terms with scale
+        models, as for :func:`marginal_covariance` (gradients in the evaluation's
+        ``drows``, ``dlog_v`` and ``dcoscale``).
 
     Raises
     ------
@@ -124,7 +162,7 @@ def evaluate_batches(batches: list[Batch], G: list, n: int, p: int, logdet_xtx: 
     c = np.zeros(p)
     logdet = 0.0
     for batch in batches:
-        S = marginal_covariance(batch, G, row_variances, v_factors)
+        S = marginal_covariance(batch, G, row_variances, v_factors, coscale)
         try:
             L = np.linalg.cholesky(S)
         except np.linalg.LinAlgError as err:
@@ -140,7 +178,9 @@ def evaluate_batches(batches: list[Batch], G: list, n: int, p: int, logdet_xtx: 
     beta = A_inv @ c
     quad = 0.0
     dG = [None if g is None else np.zeros((g.shape[0], g.shape[0])) for g in G] if gradient else None
-    drows = [None if g is not None or not gradient else np.zeros(n) for g in G]
+    coscale = coscale or [None] * len(G)
+    drows = [None if g is not None or c is not None or not gradient else np.zeros(n) for g, c in zip(G, coscale)]
+    dcoscale = [None if c is None or not gradient else (np.zeros(n), np.zeros(n)) for c in coscale]
     dlog_v = np.zeros(n) if gradient and v_factors is not None else None
     for batch, (W, WX, Wy) in zip(batches, cache):
         Wr = Wy - WX @ beta
@@ -153,7 +193,12 @@ def evaluate_batches(batches: list[Batch], G: list, n: int, p: int, logdet_xtx: 
             real = batch.rows >= 0
             for k, (Z, M) in enumerate(zip(batch.Z, batch.M)):
                 QM = Q * M
-                if G[k] is None:  # d l / d v_g = sum of Q_ij over the pairs of rows in group g
+                if coscale[k] is not None:
+                    sd, R, dR = coscale_pairs(batch, Z, coscale[k])
+                    d_sd, d_rho = dcoscale[k]
+                    d_sd[batch.rows[real]] += 2.0 * (QM * R * sd[:, None, :]).sum(axis=2)[real]
+                    d_rho[batch.rows[real]] += (QM * dR * sd[:, :, None] * sd[:, None, :]).sum(axis=2)[real]
+                elif G[k] is None:  # d l / d v_g = sum of Q_ij over the pairs of rows in group g
                     drows[k][batch.rows[real]] += QM.sum(axis=2)[real]
                 else:
                     dG[k] += QM.sum() if Z is None else np.einsum("bmi,bmn,bnj->ij", Z, QM, Z)
@@ -167,7 +212,8 @@ def evaluate_batches(batches: list[Batch], G: list, n: int, p: int, logdet_xtx: 
         ll = -0.5 * (n * LOG_2PI + logdet + quad)
     if gradient:
         dG = [None if d is None else np.atleast_2d(d) for d in dG]
-    return Evaluation(float(ll), float(quad), beta, A_inv, dG, drows=drows if gradient else None, dlog_v=dlog_v)
+    return Evaluation(float(ll), float(quad), beta, A_inv, dG, drows=drows if gradient else None, dlog_v=dlog_v,
+                      dcoscale=dcoscale if gradient else None)
 
 
 def profiled(T: np.ndarray, logdet: float, n: int, p: int, logdet_xtx: float, reml: bool) -> Evaluation:

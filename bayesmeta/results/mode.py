@@ -116,6 +116,13 @@ class ModeResult:
     delta_ci, delta_vcov : pandas.DataFrame
         Their Wald intervals (z, or t on k - p - r degrees of freedom with ``test="t"``)
         and covariance matrix.
+    zeta, zeta_se, zeta_zval, zeta_pval : pandas.Series
+        Scale models of structured terms: the coefficients of the correlation,
+        ``atanh(rho_j) = u_j' zeta`` (Fisher's z), with SEs from the inverse Hessian
+        of the (restricted) log-likelihood; their SDs' coefficients are in ``alpha``.
+    zeta_ci, zeta_vcov : pandas.DataFrame
+        Their Wald intervals (z, or t on k - q degrees of freedom with ``test="t"``,
+        q the number of alpha and zeta coefficients) and covariance matrix.
     """
 
     design: Design = field(repr=False)
@@ -184,10 +191,11 @@ class ModeResult:
             intercept-only model).
         L : array_like, optional
             Matrix of linear combinations (one row per hypothesis), instead of ``terms``.
-        part : {"location", "scale"}
-            Test the fixed effects (default) or the scale coefficients of a
+        part : {"location", "scale", "correlation"}
+            Test the fixed effects (default), the scale coefficients of a
             location-scale model (metafor's QS test; F-test on (m, k - q) degrees of
-            freedom with ``test="t"``).
+            freedom with ``test="t"``) or the correlation coefficients ``zeta`` of a
+            structured term's scale model.
 
         Returns
         -------
@@ -201,16 +209,19 @@ class ModeResult:
         >>> print(fit.wald_test(["ablat"]))
         Test of ablat: QM(df = 1) = 25.2473, p-val < .0001
         """
-        if part not in ("location", "scale"):
-            raise SpecificationError(f"part: expected 'location' or 'scale', got {part!r}.")
+        if part not in ("location", "scale", "correlation"):
+            raise SpecificationError(f"part: expected 'location', 'scale' or 'correlation', got {part!r}.")
         if part == "scale" and not self.param.has_scale:
             raise SpecificationError("part: 'scale' needs a location-scale model (MetaModel(..., scale=...)).")
-        estimate = self.coef if part == "location" else self.alpha
-        vcov = self.vcov if part == "location" else self.alpha_vcov
-        df_resid = self.df if part == "location" else self.alpha_df
+        if part == "correlation" and not self.param.n_zeta:
+            raise SpecificationError("part: 'correlation' needs a scale model of a structured term's correlation "
+                                     "(MetaModel(..., scale={'outcome | study': {'rho': '~ z'}})).")
+        estimate, vcov, df_resid = {"location": (self.coef, self.vcov, self.df),
+                                    "scale": (self.alpha, self.alpha_vcov, self.alpha_df),
+                                    "correlation": (self.zeta, self.zeta_vcov, self.alpha_df)}[part]
         names = list(estimate.index)
-        own = names if part == "location" else [n for sc in self.param.scale_models if sc is not None
-                                                for n in sc.names]
+        blocks = self.param.coefficient_blocks("zeta" if part == "correlation" else "alpha")
+        own = names if part == "location" else [n for _, d, _ in blocks for n in d.names]
         default = [n for n, o in zip(names, own) if o != "Intercept"] or names
         L, terms = hypothesis_matrix(names, terms, L, default)
         return wald_test(estimate.to_numpy(), vcov.to_numpy(), L, terms, df_resid, part)
@@ -243,6 +254,7 @@ class ModeResult:
         """
         parts = [_labelled("beta", self.coef, self.se, self.ci), _labelled("alpha", self.alpha, self.alpha_se,
                                                                            self.alpha_ci),
+                 _labelled("zeta", self.zeta, self.zeta_se, self.zeta_ci),
                  _labelled("delta", self.delta, self.delta_se, self.delta_ci)]
         parts.append(component_table(self, self._interval_cache))
         return pd.concat([p for p in parts if len(p)])
@@ -270,8 +282,9 @@ class ModeResult:
 
     @property
     def alpha_df(self) -> float:
-        """Degrees of freedom of the scale coefficients' tests (k - q for t-tests, inf for z)."""
-        return float(self.k - self.param.n_alpha) if self.test != "z" else np.inf
+        """Degrees of freedom of the scale (and correlation) coefficients' tests (k - q for t-tests, q the
+        number of them; inf for z)."""
+        return float(self.k - self.param.n_alpha - self.param.n_zeta) if self.test != "z" else np.inf
 
     @cached_property
     def alpha_zval(self) -> pd.Series:
@@ -284,6 +297,37 @@ class ModeResult:
     @cached_property
     def alpha_ci(self) -> pd.DataFrame:
         return _interval(self.alpha, self.alpha_se, self.level, self.alpha_df)
+
+    # correlation coefficients (scale models of structured terms) ------------
+
+    @cached_property
+    def zeta(self) -> pd.Series:
+        """Coefficients of the correlation models: ``atanh(rho_j) = u_j' zeta`` (empty without one)."""
+        return pd.Series(self.param.zeta(self.estimate.theta), index=self.param.coefficient_names("zeta"),
+                         name="zeta", dtype=float)
+
+    @cached_property
+    def zeta_vcov(self) -> pd.DataFrame:
+        """Covariance of zeta (inverse Hessian of the (restricted) log-likelihood)."""
+        names = self.param.coefficient_names("zeta")
+        values = self.estimate.zeta_vcov if self.estimate.zeta_vcov is not None else np.zeros((0, 0))
+        return pd.DataFrame(values, index=names, columns=names)
+
+    @cached_property
+    def zeta_se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.zeta_vcov)), index=self.zeta.index, name="se", dtype=float)
+
+    @cached_property
+    def zeta_zval(self) -> pd.Series:
+        return _statistic(self.zeta, self.zeta_se, self.test)
+
+    @cached_property
+    def zeta_pval(self) -> pd.Series:
+        return _p_values(self.zeta_zval, self.alpha_df)
+
+    @cached_property
+    def zeta_ci(self) -> pd.DataFrame:
+        return _interval(self.zeta, self.zeta_se, self.level, self.alpha_df)
 
     # the proportional sampling-variance model (V_scale=) ------------------
 
@@ -335,7 +379,8 @@ class ModeResult:
         ----------
         newdata : pandas.DataFrame, optional
             Scale-moderator values; default: every group of the level (every row for
-            the row-level heterogeneity).
+            the row-level heterogeneity; every (cluster, level) cell of a structured
+            term, whose SDs are the square roots).
         term : str, optional
             The level (as named in ``scale=``), when several have a scale model.
         level : float, optional
@@ -359,15 +404,11 @@ class ModeResult:
         1  0.0437  0.0174  0.1101   -3.1295  0.4710
         2  0.0701  0.0140  0.3502   -2.6580  0.8208
         """
-        k = select_level(self.param.scale_models, term)
-        sc = self.param.scale_models[k]
+        designs = _block_designs(self.param, "alpha")
+        k = select_level(designs, term)
         part = self.param.alpha_slice(k)
-        alpha = self.alpha.to_numpy()[part]
-        vcov = self.estimate.alpha_vcov[part, part]
-        W0 = sc.W if newdata is None else sc.new_W(newdata)
-        index = pd.Index(sc.groups) if newdata is None else newdata.index
-        log_pred = W0 @ alpha
-        log_se = np.sqrt(np.einsum("ni,ij,nj->n", W0, vcov, W0))
+        W0, index, log_pred, log_se = _linear_prediction(designs[k], self.alpha.to_numpy()[part],
+                                                         self.estimate.alpha_vcov[part, part], newdata)
         for d in self.estimate.drift:
             moved = np.abs(W0 @ np.asarray(d.direction)[part]) > 1e-8 * np.abs(W0).sum(axis=1)
             log_se[moved] = np.nan
@@ -375,6 +416,49 @@ class ModeResult:
         return pd.DataFrame({"pred": np.exp(log_pred), "ci_lb": np.exp(log_pred - crit * log_se),
                              "ci_ub": np.exp(log_pred + crit * log_se), "log_pred": log_pred, "log_se": log_se},
                             index=index)
+
+    def predict_correlation(self, newdata: pd.DataFrame | None = None, term: str | None = None,
+                            level: float | None = None) -> pd.DataFrame:
+        """Fitted correlations of a structured term's correlation model, with Wald intervals.
+
+        The linear predictor ``u' zeta`` (Fisher's z of the correlation) gets its SE
+        from the covariance of zeta; the prediction and the interval are carried to
+        the correlation scale by tanh.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            Values of the correlation model's moderators; default: every cluster.
+        term : str, optional
+            The structured term (as named in ``scale=``), when several have a correlation model.
+        level : float, optional
+            Confidence level (default: the fit's).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``pred`` (the correlation), ``ci_lb``, ``ci_ub``, and ``z_pred``/``z_se``
+            (Fisher's z and its SE).
+
+        Examples
+        --------
+        >>> import bayesmeta as bm
+        >>> dat = bm.datasets.load("berkey1998")
+        >>> V = [g[["v1i", "v2i"]].to_numpy() for _, g in dat.groupby("trial", sort=False)]
+        >>> fit = bm.MetaModel("yi ~ 0 + outcome", data=dat, V=V, random="~ outcome | trial", struct="UN",
+        ...                    scale={"outcome | trial": {"rho": "~ 1"}}).fit()
+        >>> fit.predict_correlation().iloc[:1].round(4)
+             pred   ci_lb   ci_ub  z_pred    z_se
+        1  0.6088 -0.6363  0.9741   0.707  0.7444
+        """
+        designs = _block_designs(self.param, "zeta")
+        k = select_level(designs, term)
+        part = self.param.coefficient_slice(k, "zeta")
+        _, index, z_pred, z_se = _linear_prediction(designs[k], self.zeta.to_numpy()[part],
+                                                    self.estimate.zeta_vcov[part, part], newdata)
+        crit = critical_value(self.level if level is None else level, self.alpha_df)
+        return pd.DataFrame({"pred": np.tanh(z_pred), "ci_lb": np.tanh(z_pred - crit * z_se),
+                             "ci_ub": np.tanh(z_pred + crit * z_se), "z_pred": z_pred, "z_se": z_se}, index=index)
 
     def permutation_test(self, n: int = 1000, random_seed=None, *, part: str = "both", term: str | None = None,
                          exact: bool | None = None, progressbar: bool = True) -> PermutationTest:
@@ -864,6 +948,21 @@ class ModeResult:
     def _repr_html_(self) -> str:
         """The summary as HTML tables, for notebooks."""
         return mode_html(self)
+
+
+def _block_designs(param: Parameterization, part: str) -> tuple:
+    """Per term, the ScaleDesign of its ``"alpha"`` or ``"zeta"`` coefficients, or None."""
+    designs = [None] * len(param.terms)
+    for k, d, _ in param.coefficient_blocks(part):
+        designs[k] = d
+    return tuple(designs)
+
+
+def _linear_prediction(design, coef: np.ndarray, vcov: np.ndarray, newdata: pd.DataFrame | None) -> tuple:
+    """Moderators, index, linear predictor and its SE of a scale design's groups (or of new rows)."""
+    W0 = design.W if newdata is None else design.new_W(newdata)
+    index = pd.Index(design.groups) if newdata is None else newdata.index
+    return W0, index, W0 @ coef, np.sqrt(np.einsum("ni,ij,nj->n", W0, vcov, W0))
 
 
 def _labelled(family: str, estimate: pd.Series, se: pd.Series, ci: pd.DataFrame) -> pd.DataFrame:

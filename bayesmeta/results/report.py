@@ -131,11 +131,17 @@ def _sections(fit, digits: int) -> list[tuple[str, object]]:
     out.append(("Model Results (Location):" if scale else "Model Results:",
                 coefficient_table(fit.coef, fit.se, fit.zval, fit.pval, fit.ci, stat, digits)))
     if scale:
-        if any(name != "Intercept" for sc in fit.param.scale_models if sc is not None for name in sc.names):
+        blocks = fit.param.coefficient_blocks("alpha")
+        if any(name != "Intercept" for _, sc, _ in blocks for name in sc.names):
             out.append(("", [_omnibus(fit.wald_test(part="scale"), "Scale Coefficients")]))
-        levels = ", ".join(f"{sc.label}: log variance {sc.formula}" for sc in fit.param.scale_models if sc is not None)
+        levels = ", ".join(f"{sc.label}: log variance {sc.formula}" for _, sc, _ in blocks)
         out.append((f"Model Results (Scale; {levels}):",
                     coefficient_table(fit.alpha, fit.alpha_se, fit.alpha_zval, fit.alpha_pval, fit.alpha_ci, stat,
+                                      digits)))
+    if fit.param.n_zeta:
+        levels = ", ".join(f"{sc.label}: atanh(rho) {sc.formula}" for _, sc, _ in fit.param.coefficient_blocks("zeta"))
+        out.append((f"Model Results (Correlation; {levels}):",
+                    coefficient_table(fit.zeta, fit.zeta_se, fit.zeta_zval, fit.zeta_pval, fit.zeta_ci, stat,
                                       digits)))
     if fit.param.v_scale is not None:
         out.append((f"Sampling-Variance Factor (V_scale; log factor {fit.param.v_scale.formula}):",

@@ -22,6 +22,20 @@ with cluster-level moderators ``w_g`` (constant within each group). The
 
 Levels without a scale model keep one variance. The formulas are encoded on
 the data by :mod:`bayesmeta.design.scale_models`.
+
+A structured term ``inner | outer`` (``random="~ outcome | study"``) takes a
+dict of two formulas, named by the term's label (multivariate location-coscale):
+
+* ``"tau"``: the log variance of each (cluster, level) cell,
+  ``log tau_jl^2 = w_jl' alpha`` (moderators constant within cells; default
+  ``"~ 0 + C(inner)"`` for structures with one SD per level, ``"~ 1"`` otherwise);
+* ``"rho"``: for structures with one correlation (CS, HCS, AR, HAR, UN with two
+  levels), Fisher's z of the correlation of each cluster, ``atanh(rho_j) = u_j' zeta``
+  (cluster-level moderators; default ``"~ 1"``).
+
+``scale={"outcome | study": {"tau": "~ 0 + outcome + outcome:habitat", "rho": "~ habitat"}}``;
+a single string is the ``"tau"`` formula. They are encoded by
+:mod:`bayesmeta.design.coscale`.
 """
 
 from __future__ import annotations
@@ -47,6 +61,21 @@ def cite(key) -> str:
     return "scale" if key is None else f"scale[{key!r}]"
 
 
+#: The formulas of a structured term's scale model.
+COSCALE_PARTS = ("tau", "rho")
+
+
+def formulas(place: str, value) -> list[tuple[str, str]]:
+    """The (place, formula) pairs of one level's value: a formula, or a dict of ``"tau"``/``"rho"`` formulas."""
+    if not isinstance(value, dict):
+        return [(place, value)]
+    unknown = sorted(map(repr, set(value) - set(COSCALE_PARTS)))
+    if unknown or not value:
+        raise SpecificationError(f"{place}: expected a dict with keys 'tau' and/or 'rho' (formulas), got "
+                                 f"{', '.join(unknown) or 'an empty dict'}.")
+    return [(f"{place}[{part!r}]", value[part]) for part in COSCALE_PARTS if part in value]
+
+
 def scale_columns(formula: str, place: str, columns=None, trusted: bool = False) -> set[str]:
     """Data columns a scale formula needs, after checking it (see :func:`bayesmeta.spec.formulas.check_formula`)."""
     if not isinstance(formula, str) or not formula.strip().startswith("~"):
@@ -59,7 +88,7 @@ def names_level(key: str, label: str) -> bool:
     return key in (label, label.split("/")[-1])
 
 
-def resolve_levels(scale, labels: list[str], intercepts: list[bool]) -> dict[int, str]:
+def resolve_levels(scale, labels: list[str], kinds: list[str]) -> dict[int, object]:
     """Map every scale formula to the index of the covariance term whose variance it models.
 
     Parameters
@@ -67,8 +96,16 @@ def resolve_levels(scale, labels: list[str], intercepts: list[bool]) -> dict[int
     scale : str or dict
     labels : list of str
         Labels of the model's covariance terms.
-    intercepts : list of bool
-        Whether each term is a random intercept (the only kind a scale model fits).
+    kinds : list of str
+        Per term, ``"intercept"`` (a random intercept: one formula), ``"structured"``
+        (an ``inner | outer`` term: a dict of ``"tau"``/``"rho"`` formulas, see
+        :data:`COSCALE_PARTS`) or ``"slopes"`` (random slopes: no scale model).
+
+    Returns
+    -------
+    dict
+        Term index -> its formula (random intercepts) or ``{"tau": ..., "rho": ...}``
+        (structured terms; a missing part is None).
 
     Raises
     ------
@@ -97,11 +134,19 @@ def resolve_levels(scale, labels: list[str], intercepts: list[bool]) -> dict[int
                 raise SpecificationError(f"scale: {key!r} names several levels; use one of "
                                          f"{', '.join(repr(labels[k]) for k in matches)}.")
             k = matches[0]
-        if not intercepts[k]:
+        if kinds[k] == "slopes":
             raise SpecificationError(
-                f"scale: level {labels[k]!r} is not a random intercept; scale models are available for the standard "
-                "model's heterogeneity and for nested random intercepts ('~ 1 | a/b').")
+                f"scale: {labels[k]!r} has random slopes; scale models are available for the standard model's "
+                "heterogeneity, random intercepts ('~ 1 | a/b') and 'inner | outer' terms ('~ outcome | study').")
+        if kinds[k] == "intercept" and isinstance(formula, dict):
+            raise SpecificationError(f"{cite(key)}: {labels[k]!r} is a random intercept, whose scale model is one "
+                                     f"formula such as '~ z' (a dict of 'tau' and 'rho' formulas is for "
+                                     "'inner | outer' terms).")
         if k in out:
             raise SpecificationError(f"scale: level {labels[k]!r} is given two scale formulas.")
+        if kinds[k] == "structured":
+            parts = formula if isinstance(formula, dict) else {"tau": formula}
+            formulas(cite(key), parts)  # checks the keys
+            formula = {part: parts.get(part) for part in COSCALE_PARTS}
         out[k] = formula
     return out

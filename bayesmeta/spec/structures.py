@@ -80,6 +80,17 @@ class Correlation:
         """Smallest admissible value of a single correlation."""
         return -1.0
 
+    # one correlation per cluster (scale models of correlations) ----------
+
+    def pair(self, rho: np.ndarray, lag: np.ndarray) -> np.ndarray:
+        """R[i, j] of pairs of levels ``lag = |i - j|`` apart, elementwise in ``rho`` and ``lag``
+        (families with one correlation; here none: the identity)."""
+        return np.where(lag == 0, 1.0, 0.0) + 0.0 * rho
+
+    def pair_derivative(self, rho: np.ndarray, lag: np.ndarray) -> np.ndarray:
+        """d R[i, j] / d rho of :meth:`pair`."""
+        return np.zeros(np.broadcast(rho, lag).shape)
+
     # unconstrained parameters: theta in R^n -> rho ------------------------
 
     def from_theta(self, theta: np.ndarray, q: int) -> np.ndarray:
@@ -139,6 +150,12 @@ class Exchangeable(_Single):
     def lower_bound(self, q):
         return -1.0 / (q - 1) if q > 2 else -1.0
 
+    def pair(self, rho, lag):
+        return np.where(lag == 0, 1.0, rho)
+
+    def pair_derivative(self, rho, lag):
+        return np.where(lag == 0, 0.0, 1.0) + 0.0 * rho
+
 
 def _lags(q: int) -> np.ndarray:
     return np.abs(np.subtract.outer(np.arange(q), np.arange(q)))
@@ -161,6 +178,12 @@ class Autoregressive(_Single):
 
         lag = _lags(q)
         return pt.switch(lag == 0, 1.0, pt.power(rho[0], lag))
+
+    def pair(self, rho, lag):
+        return np.where(lag == 0, 1.0, rho ** np.maximum(lag, 1))
+
+    def pair_derivative(self, rho, lag):
+        return np.where(lag == 0, 0.0, lag * rho ** np.maximum(lag - 1, 0))
 
 
 def cpc_to_correlation(z, q: int) -> np.ndarray:
@@ -220,6 +243,12 @@ class Unstructured(Correlation):
         R[i, j] = rho
         R[j, i] = rho
         return R
+
+    def pair(self, rho, lag):  # two levels: one correlation, as an exchangeable matrix
+        return Exchangeable.pair(self, rho, lag)
+
+    def pair_derivative(self, rho, lag):
+        return Exchangeable.pair_derivative(self, rho, lag)
 
     def jacobian(self, rho, q):
         n = self.n_rho(q)

@@ -113,8 +113,7 @@ def _bcg():
     ({"scale": {"study": "~ alloc"}}, r"scale: no random level 'study'; levels: 'row'"),
     ({"scale": "~ alloc", "fixed": {"tau2": 0.1}}, r"fixed: the variance of 'row' is given by its scale model"),
     ({"scale": "~ alloc", "random": []}, r"scale: the model has no random effects"),
-    ({"scale": "~ alloc", "random": "~ alloc | trial", "struct": "CS"}, r"scale: level 'alloc \| trial' is not a "
-                                                                        r"random intercept"),
+    ({"scale": "~ alloc", "random": "~ 1 + ablat | trial"}, r"scale: '1 \+ ablat \| trial' has random slopes"),
     ({"scale": "~ 1 + alloc + C(alloc)"}, r"redundant column\(s\): 'C\(alloc\)\[T.random\]'"),
 ])
 def test_scale_specification_errors(kwargs, message):

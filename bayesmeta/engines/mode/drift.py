@@ -91,17 +91,13 @@ def find_drift(param, theta: np.ndarray, loglik: Callable[[np.ndarray], float], 
     -------
     tuple of Drift
     """
-    variances, _ = param.group_variances(theta)
-    positions = param.alpha_positions()
     names = param.alpha_names()
     found, row, ll0 = [], 0, loglik(theta)
-    for k, sc in enumerate(param.scale_models):
-        if sc is None:
-            continue
-        cols = positions[row:row + sc.r]
+    for k, sc, where in param.coefficient_blocks("alpha"):
+        cols = np.arange(where.start, where.stop)
         coef_names = names[row:row + sc.r]
         row += sc.r
-        small = variances[k] < NEGLIGIBLE * reference
+        small = np.exp(sc.W_std @ theta[cols]) < NEGLIGIBLE * reference
         if not small.any():
             continue
         d = _direction(sc.W_std, small)

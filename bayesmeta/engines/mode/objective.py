@@ -18,7 +18,7 @@ import numpy as np
 from ...design.build import Design
 from ...design.parameters import Parameterization, finite
 from ...likelihood.marginal import evaluate, evaluate_groups
-from ...likelihood.profiled import Evaluation, NotPositiveDefinite
+from ...likelihood.profiled import Evaluation, NotPositiveDefinite, coscale_at
 from .centring import centre_outcome, offset_fixed_effects
 
 
@@ -118,15 +118,17 @@ class Objective:
             variances = [v if param.scale_of(k) is not None else None
                          for k, v in enumerate(param.group_variances(theta)[0])]
             factors = param.v_multipliers(theta)
-            finite_parts = [v for v in variances if v is not None] + ([] if factors is None else [factors])
+            coscale = coscale_at(param, theta)
+            sds = [c.sd for c in coscale if c is not None]
+            finite_parts = [v for v in variances if v is not None] + ([] if factors is None else [factors]) + sds
             if not all(np.all(np.isfinite(v) & (v > 0)) for v in finite_parts):
                 raise NotPositiveDefinite("variances out of range")
-            ev = evaluate(self.design, G, self.reml, gradient, self.logdet_xtx, variances, factors)
+            ev = evaluate(self.design, G, self.reml, gradient, self.logdet_xtx, variances, factors, coscale)
         if not gradient:
             return ev
         dvariances = [None if d is None else np.bincount(enc.codes, weights=d, minlength=enc.term.n_groups)
                       for d, enc in zip(ev.drows, self.design.encodings)]
-        dtheta = param.gradient(theta, ev.dG, dvariances, ev.dlog_v)
+        dtheta = param.gradient(theta, ev.dG, dvariances, ev.dlog_v, ev.dcoscale)
         if not np.all(np.isfinite(dtheta)):
             raise NotPositiveDefinite("variances out of range")
         return replace(ev, dtheta=dtheta)

@@ -45,7 +45,8 @@ class ModeEstimate:
     ``alpha_vcov`` (covariance of the scale coefficients; with drifting ones,
     that of the projection orthogonal to the drift directions) and ``drift``
     (:class:`~bayesmeta.engines.mode.drift.Drift` records) are set for location-scale models,
-    ``delta_vcov`` (covariance of the coefficients of ``V_scale=``) for models with one.
+    ``delta_vcov`` (covariance of the coefficients of ``V_scale=``) for models with one,
+    ``zeta_vcov`` (covariance of the correlation coefficients) for scale models of structured terms.
     """
 
     method: str
@@ -61,6 +62,7 @@ class ModeEstimate:
     alpha_vcov: np.ndarray | None = None
     drift: tuple = ()
     delta_vcov: np.ndarray | None = None
+    zeta_vcov: np.ndarray | None = None
 
 
 def _start(design: Design, param: Parameterization) -> np.ndarray:
@@ -68,7 +70,8 @@ def _start(design: Design, param: Parameterization) -> np.ndarray:
     beta, *_ = np.linalg.lstsq(design.X, design.y, rcond=None)
     resid = design.y - design.X @ beta
     total = max(np.var(resid) - np.mean(design.V.diagonal()), 0.1 * np.mean(design.V.diagonal()))
-    n_scale = sum(sc is not None for sc in param.scale_models)
+    blocks = param.coefficient_blocks("alpha")
+    n_scale = len(blocks)
     n_var = sum(int(np.isnan(fs).any()) for fs in param.fixed_sd) + n_scale or 1
     natural = []
     for t, fs, fr in zip(param.terms, param.fixed_sd, param.fixed_rho):
@@ -77,8 +80,8 @@ def _start(design: Design, param: Parameterization) -> np.ndarray:
         natural.append((sd, rho))
     # scale models: the same variance for every group (least squares in the log-variance)
     alpha = [np.linalg.lstsq(sc.W, np.full(len(sc.W), np.log(total / n_var)), rcond=None)[0]
-             for sc in param.scale_models if sc is not None]
-    # V_scale: the sampling variances as given (a factor of 1)
+             for _, sc, _ in blocks]
+    # V_scale: the sampling variances as given (a factor of 1); correlation models: rho = 0
     return param.theta_from_natural(natural, np.concatenate(alpha) if alpha else None)
 
 
@@ -289,13 +292,13 @@ def _result(objective: Objective, method: str, theta: np.ndarray, decrement: flo
             ConvergenceWarning)
     natural = param.natural(finite(theta))
     natural = [(np.where(sd < param.sd_unit * np.exp(-700), 0.0, sd), rho) for sd, rho in natural]
-    alpha_vcov, delta_vcov, drift = None, None, ()
+    alpha_vcov, delta_vcov, drift, zeta_vcov = None, None, (), None
     if param.has_scale or param.v_scale is not None:
-        alpha_vcov, delta_vcov, drift = coefficient_inference(objective, theta)
+        alpha_vcov, delta_vcov, drift, zeta_vcov = coefficient_inference(objective, theta)
     for d in drift:
         warn(f"{method}: {d}.", DriftWarning)
     drifting_delta = delta_drift(param, finite(theta))
     if drifting_delta:
         warn(f"{method}: {drifting_delta}.", DriftWarning)
     return ModeEstimate(method, theta, natural, ev, converged, message, n_iter, gnorm, fe.quad, fe.beta,
-                        alpha_vcov if param.has_scale else None, drift, delta_vcov)
+                        alpha_vcov if param.has_scale else None, drift, delta_vcov, zeta_vcov)

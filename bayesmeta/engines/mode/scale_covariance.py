@@ -28,24 +28,28 @@ def scale_inference(objective: Objective, theta: np.ndarray,
     (:func:`bayesmeta.engines.mode.curvature.covariance`). ``prior_precision`` (per scale
     coefficient) adds the curvature of independent Normal priors (posterior modes).
     """
-    alpha_vcov, _, drift = coefficient_inference(objective, theta, prior_precision)
+    alpha_vcov, _, drift, _ = coefficient_inference(objective, theta, prior_precision)
     return alpha_vcov, drift
 
 
 def coefficient_inference(objective: Objective, theta: np.ndarray,
-                          prior_precision: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple]:
-    """As :func:`scale_inference`, with the covariance of the sampling-variance coefficients delta
-    (``V_scale=``) from the same Hessian: ``(alpha_vcov, delta_vcov, drift)``."""
+                          prior_precision: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple, np.ndarray]:
+    """As :func:`scale_inference`, with the covariances of the sampling-variance coefficients delta
+    (``V_scale=``) and of the correlation coefficients zeta (scale models of structured terms) from the same
+    Hessian: ``(alpha_vcov, delta_vcov, drift, zeta_vcov)``."""
     param = objective.param
     drift = find_drift(param, finite(theta), objective.loglik, float(np.median(objective.design.V.diagonal())))
-    n_alpha = param.n_alpha
-    positions = np.concatenate([param.alpha_positions(), param.delta_positions()]).astype(int)
+    n_alpha, n_delta = param.n_alpha, param.n_delta
+    zeta_positions = param.coefficient_positions("zeta")
+    positions = np.concatenate([param.alpha_positions(), param.delta_positions(), zeta_positions]).astype(int)
     idx = np.flatnonzero(np.isfinite(theta) & param.interior(theta, BOUNDARY_THETA))
     idx = np.union1d(idx, positions).astype(int)
     where = np.searchsorted(idx, positions)
     to_reported = np.eye(param.n_free)
     if n_alpha:
         to_reported[param.alpha_positions()] = param.alpha_transform()
+    if len(zeta_positions):
+        to_reported[zeta_positions] = param.coefficient_transform("zeta")
     if param.v_scale is not None:
         d = param.delta_positions()
         to_reported[np.ix_(d, d)] = param.v_scale.transform
@@ -59,4 +63,6 @@ def coefficient_inference(objective: Objective, theta: np.ndarray,
         extra = np.zeros((len(idx), len(idx)))
         extra[where[:n_alpha], where[:n_alpha]] = prior_precision
     vcov = covariance(H, to_reported, flat, extra)[np.ix_(where, where)]
-    return vcov[:n_alpha, :n_alpha], vcov[n_alpha:, n_alpha:], drift
+    a, d = slice(0, n_alpha), slice(n_alpha, n_alpha + n_delta)
+    z = slice(n_alpha + n_delta, len(positions))
+    return vcov[a, a], vcov[d, d], drift, vcov[z, z]
