@@ -54,6 +54,12 @@ duration), mbase (mean baseline score). From R package metadat.""",
     "hasselblad1998": """Hasselblad (1998) smoking cessation network, arm-level, as in metadat (dat.hasselblad1998).
 Columns: id (row), study, authors, year, trt (treatment: no_contact, self_help, ind_counseling, grp_counseling),
 xi (quitters), ni (participants). From R package metadat.""",
+    "habitat": """Simulated bivariate meta-analysis (bayesmeta, seed 2026): 150 studies of two outcomes (A, B), each
+missing with probability 0.1 (276 rows), whose heterogeneity SDs and between-outcome correlation depend on the
+study's habitat. Columns: study, outcome ("A"/"B"), habitat ("marine"/"terrestrial"), yi (effect size), vi
+(sampling variance). Within a study the sampling correlation is 0.4: V = bm.vcalc("vi", "study", obs="outcome",
+rho=0.4, data=dat). True values: log tau^2 = -3.0 (A), -2.5 (B), +1.0 (A, terrestrial), -1.0 (B, terrestrial);
+atanh(rho) = 0.2 + 1.0 terrestrial; means 0.3 (A), -0.1 (B). Used by examples/coscale.py.""",
     "bangertdrowns2004": """Bangert-Drowns et al. (2004): 48 studies of school-based writing-to-learn interventions, as in
 metadat (dat.bangertdrowns2004). Columns: id, author, year, grade (1 elementary, 2 middle, 3 high school,
 4 college), length (treatment length in weeks), minutes (minutes per assignment), wic (tasks completed in

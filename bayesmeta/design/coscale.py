@@ -100,6 +100,31 @@ class CoscaleDesign:
         return np.concatenate(out)
 
 
+def cell_codes(enc) -> tuple[np.ndarray, np.ndarray]:
+    """The (cluster, level) cell of every row of an ``inner | outer`` term, numbered by first appearance,
+    and the first row of every cell."""
+    level = np.argmax(enc.Z, axis=1)
+    key = enc.codes.astype(np.int64) * enc.term.q + level
+    _, first, cell_of_row = np.unique(key, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    renumber = np.empty_like(order)
+    renumber[order] = np.arange(len(order))
+    return renumber[cell_of_row.ravel()], np.sort(first)
+
+
+def structure_designs(enc, coscale: CoscaleDesign | None) -> tuple[np.ndarray, np.ndarray]:
+    """Moderators of a structured term's log variances (per cell) and of its correlation's Fisher z (per
+    cluster): its scale model's, or those that express the plain structure (one variance per level or one
+    for all; one correlation, or none)."""
+    if coscale is not None:
+        zeta = coscale.zeta.W if coscale.zeta is not None else np.zeros((enc.term.n_groups, 0))
+        return coscale.tau.W, zeta
+    term = enc.term
+    _, firsts = cell_codes(enc)
+    tau = enc.Z[firsts] if term.structure.heterogeneous else np.ones((len(firsts), 1))
+    return tau, np.ones((term.n_groups, term.structure.n_rho(term.q)))
+
+
 def default_tau(structure: Structure, inner: str) -> str:
     """The ``"tau"`` formula of the plain structure: one variance per level, or one for all."""
     return f"~ 0 + C({inner})" if structure.heterogeneous else "~ 1"
@@ -135,14 +160,8 @@ def encode_coscale(parts: dict, enc, data: pd.DataFrame) -> CoscaleDesign:
     if n_rho == 0 and parts.get("rho") is not None:
         raise SpecificationError(f"{place}['rho']: the {term.structure.name} term {term.label!r} has no "
                                  "correlation to model.")
+    cell_of_row, firsts = cell_codes(enc)
     level = np.argmax(enc.Z, axis=1)
-    cell_key = enc.codes.astype(np.int64) * term.q + level
-    _, first, cell_of_row = np.unique(cell_key, return_index=True, return_inverse=True)
-    order = np.argsort(first, kind="stable")  # cells numbered by first appearance
-    renumber = np.empty_like(order)
-    renumber[order] = np.arange(len(order))
-    cell_of_row = renumber[cell_of_row.ravel()]
-    firsts = np.sort(first)
     cells = tuple(f"{enc.groups[enc.codes[i]]}: {term.levels[level[i]]}" for i in firsts)
     tau = encode_scale(parts.get("tau") or default_tau(term.structure, enc.inner), data, cell_of_row, cells,
                        term.label, f"{place}['tau']")

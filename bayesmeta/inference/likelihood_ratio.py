@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..design.coscale import structure_designs
 from ..errors import SpecificationError
 from .intervals import chi2_sf
 
@@ -87,9 +88,26 @@ def _variance_design(fit, k: int) -> np.ndarray:
 
 def _free_counts(fit, k: int) -> tuple[int, int, int]:
     """Free variances, free correlations and scale coefficients of term k."""
-    sc = fit.param.scale_of(k)
+    sc = fit.param.scale_of(k) or fit.param.coscale_of(k)
     return (int(np.isnan(fit.param.fixed_sd[k]).sum()), int(np.isnan(fit.param.fixed_rho[k]).sum()),
             0 if sc is None else sc.r)
+
+
+def _check_coscale_term(full, reduced, j: int, k: int) -> bool:
+    """Nesting of a structured term when either model has a scale model of it (see
+    :func:`~bayesmeta.design.coscale.structure_designs`); the reduced model is never on a boundary here."""
+    label = reduced.param.terms[k].label
+    if any(not np.isnan(_fixed_values(fit, i)).all() for fit, i in ((full, j), (reduced, k))):
+        raise SpecificationError(f"lrt: {label!r} has fixed components beside a scale model in one of the models.")
+    tau_full, rho_full = structure_designs(full.design.encodings[j], full.param.coscale_of(j))
+    tau_red, rho_red = structure_designs(reduced.design.encodings[k], reduced.param.coscale_of(k))
+    pairs = [np.asarray(s.pair(0.5, np.arange(3))) for s in (full.param.terms[j].structure.correlation,
+                                                              reduced.param.terms[k].structure.correlation)]
+    same_family = rho_red.shape[1] == 0 or np.allclose(*pairs)
+    if not (_in_span(tau_red, tau_full) and _in_span(rho_red, rho_full) and same_family):
+        raise SpecificationError(f"lrt: the SD and correlation models of {label!r} in the reduced model are not "
+                                 "nested in the full model's.")
+    return False
 
 
 def _describe(fit, k: int) -> str:
@@ -119,6 +137,8 @@ def _check_term(full, reduced, j: int, k: int) -> bool:
     t, other = reduced.param.terms[k], full.param.terms[j]
     if t.levels != other.levels:
         raise SpecificationError(f"lrt: the term {t.label!r} has different levels in the two models.")
+    if full.param.coscale_of(j) is not None or reduced.param.coscale_of(k) is not None:
+        return _check_coscale_term(full, reduced, j, k)
     if not other.structure.contains(t.structure):
         raise SpecificationError(f"lrt: the reduced model's {t.structure.name} structure of {t.label!r} is not "
                                  f"nested in the full model's {other.structure.name}.")

@@ -174,7 +174,7 @@ def _component_checks(fit) -> list[dict]:
                  "estimated on the boundary (variance 0 or correlation +-1): " + ", ".join(boundary) if boundary
                  else "no component on its boundary")]
     if fit.param.has_scale:
-        drifting = fit.drifting
+        drifting = fit.drifting + [f"zeta[{c}]" for c in fit.drifting_zeta]
         rows.append(_row("scale_drift", "problem" if drifting else "ok", len(drifting),
                          "scale coefficients drifting to +-infinity: " + ", ".join(drifting) if drifting
                          else "no scale coefficient drifts"))

@@ -310,7 +310,10 @@ class ModeResult:
     def zeta_vcov(self) -> pd.DataFrame:
         """Covariance of zeta (inverse Hessian of the (restricted) log-likelihood)."""
         names = self.param.coefficient_names("zeta")
-        values = self.estimate.zeta_vcov if self.estimate.zeta_vcov is not None else np.zeros((0, 0))
+        values = self.estimate.zeta_vcov.copy() if self.estimate.zeta_vcov is not None else np.zeros((0, 0))
+        drifting = np.isin(names, self.drifting_zeta)
+        values[drifting, :] = np.nan
+        values[:, drifting] = np.nan
         return pd.DataFrame(values, index=names, columns=names)
 
     @cached_property
@@ -409,7 +412,7 @@ class ModeResult:
         part = self.param.alpha_slice(k)
         W0, index, log_pred, log_se = _linear_prediction(designs[k], self.alpha.to_numpy()[part],
                                                          self.estimate.alpha_vcov[part, part], newdata)
-        for d in self.estimate.drift:
+        for d in (d for d in self.estimate.drift if d.part == "alpha"):
             moved = np.abs(W0 @ np.asarray(d.direction)[part]) > 1e-8 * np.abs(W0).sum(axis=1)
             log_se[moved] = np.nan
         crit = critical_value(self.level if level is None else level, self.alpha_df)
@@ -509,8 +512,14 @@ class ModeResult:
 
     @property
     def drifting(self) -> list[str]:
-        """Scale coefficients that drift to +-infinity (a group variance estimated as zero)."""
-        return [c for d in self.estimate.drift for c in d.coefficients]
+        """Scale coefficients that drift to +-infinity (a group variance estimated as zero); correlation
+        coefficients in :attr:`drifting_zeta`."""
+        return [c for d in self.estimate.drift if d.part == "alpha" for c in d.coefficients]
+
+    @property
+    def drifting_zeta(self) -> list[str]:
+        """Correlation coefficients that drift to +-infinity (a cluster's correlation estimated as +-1)."""
+        return [c for d in self.estimate.drift if d.part == "zeta" for c in d.coefficients]
 
     # influence diagnostics and small-study tests (issue 12 item 10: influence, cooks_distance,
     # leave1out, regtest, trimfill) -------------------------------------------------------

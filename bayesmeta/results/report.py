@@ -150,7 +150,8 @@ def _sections(fit, digits: int) -> list[tuple[str, object]]:
     notes = []
     if fit.boundary:
         notes.append("estimated on the boundary: " + ", ".join(fit.boundary))
-    notes += [f"drifting scale coefficients: {d}" for d in fit.estimate.drift]
+    notes += [f"drifting {'scale' if d.part == 'alpha' else 'correlation'} coefficients: {d}"
+              for d in fit.estimate.drift]
     notes += fit.param.identification_notes()
     if not fit.converged:
         notes.append(f"the optimizer may not have converged ({fit.estimate.message})")

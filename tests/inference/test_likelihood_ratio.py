@@ -103,3 +103,24 @@ def test_anova_table():
     assert mixed.loc["model 3", "note"] == "as many free parameters as 'model 2': no likelihood-ratio test"
     with pytest.raises(bm.SpecificationError, match="at least two fits"):
         bm.anova(fits[0])
+
+
+def test_lrt_of_scale_models_of_a_structured_term():
+    dat = bm.datasets.load("habitat")
+    V = bm.vcalc("vi", "study", obs="outcome", rho=0.4, data=dat)
+
+    def fit(struct="UN", **scale):
+        return bm.MetaModel("yi ~ 0 + outcome", data=dat, V=V, random="~ outcome | study", struct=struct,
+                            scale={"outcome | study": scale} if scale else None).fit("REML")
+
+    full = fit(tau="~ 0 + outcome + outcome:habitat", rho="~ habitat")
+    plain, common_rho, diag = fit(), fit(tau="~ 0 + outcome + outcome:habitat"), fit("DIAG")
+    for reduced, df in ((plain, 3), (common_rho, 1)):
+        test = bm.lrt(full, reduced)
+        assert test.df == df
+        assert test.statistic == pytest.approx(2 * (full.loglik - reduced.loglik), rel=1e-12)
+    # DIAG (no correlation): rho = 0 is inside the correlation model's space
+    test = bm.lrt(full, diag)
+    assert test.df == 4 and "boundary" not in test.note
+    with pytest.raises(bm.SpecificationError, match="not nested"):
+        bm.lrt(fit(tau="~ 0 + outcome", rho="~ habitat"), fit("CS", tau="~ habitat"))

@@ -15,6 +15,11 @@ negligible next to the sampling variances form S; a direction d with
 log-likelihood does not drop when moving further along it, the coefficients
 that move are drifting. Their estimates and SEs mean nothing: the heterogeneity
 of S is estimated as zero.
+
+The correlation model of a structured term (``atanh(rho_j) = u_j' zeta``) drifts
+the same way when the correlations of some clusters S head for +-1: a direction
+d with ``U_S d = sign(U_S zeta)`` and ``U_notS d = 0`` along which the
+likelihood stays flat.
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ NEGLIGIBLE = 1e-4
 STEP = 10.0
 #: Largest drop of the log-likelihood along that step that still counts as flat.
 FLAT = 1e-3
+#: A correlation whose Fisher z exceeds this in absolute value (|rho| > 0.99999) counts as +-1.
+EXTREME_Z = 6.0
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,11 @@ class Drift:
     groups : tuple of str
         Groups (rows, for the row level) whose variance is estimated as zero.
     direction : tuple of float
-        The drift direction over all scale coefficients of the model (as ``fit.alpha``).
+        The drift direction over all coefficients of its part of the model (as
+        ``fit.alpha`` or ``fit.zeta``).
+    part : str
+        ``"alpha"`` (a variance heading for zero) or ``"zeta"`` (a correlation
+        heading for +-1).
     """
 
     level: str
@@ -57,17 +68,21 @@ class Drift:
     signs: tuple
     groups: tuple
     direction: tuple = ()
+    part: str = "alpha"
 
     def __str__(self) -> str:
-        coefs = ", ".join(f"alpha[{c}] -> {'-' if s < 0 else '+'}inf" for c, s in zip(self.coefficients, self.signs))
+        coefs = ", ".join(f"{self.part}[{c}] -> {'-' if s < 0 else '+'}inf"
+                          for c, s in zip(self.coefficients, self.signs))
         shown = ", ".join(self.groups[:8]) + (f", ... ({len(self.groups)} in all)" if len(self.groups) > 8 else "")
-        return (f"{coefs}: the {self.level!r} variance of {len(self.groups)} group(s) ({shown}) is estimated as "
-                "zero; these estimates and their SEs are not meaningful")
+        what = "variance" if self.part == "alpha" else "correlation"
+        limit = "zero" if self.part == "alpha" else "+-1"
+        return (f"{coefs}: the {self.level!r} {what} of {len(self.groups)} group(s) ({shown}) is estimated as "
+                f"{limit}; these estimates and their SEs are not meaningful")
 
 
-def _direction(W: np.ndarray, small: np.ndarray) -> np.ndarray | None:
-    """d with W[small] d = -1 and W[~small] d = 0, if such a d exists."""
-    target = np.where(small, -1.0, 0.0)
+def _direction(W: np.ndarray, small: np.ndarray, signs: np.ndarray | None = None) -> np.ndarray | None:
+    """d with W[small] d = -1 (or ``signs[small]``) and W[~small] d = 0, if such a d exists."""
+    target = np.where(small, -1.0 if signs is None else signs, 0.0)
     d, *_ = np.linalg.lstsq(W, target, rcond=None)
     if np.max(np.abs(W @ d - target)) > 1e-6:
         return None
@@ -90,31 +105,38 @@ def find_drift(param, theta: np.ndarray, loglik: Callable[[np.ndarray], float], 
     Returns
     -------
     tuple of Drift
+        Scale coefficients first, then correlation coefficients.
     """
-    names = param.alpha_names()
-    found, row, ll0 = [], 0, loglik(theta)
-    for k, sc, where in param.coefficient_blocks("alpha"):
-        cols = np.arange(where.start, where.stop)
-        coef_names = names[row:row + sc.r]
-        row += sc.r
-        small = np.exp(sc.W_std @ theta[cols]) < NEGLIGIBLE * reference
-        if not small.any():
-            continue
-        d = _direction(sc.W_std, small)
-        if d is None:
-            continue
-        moved = theta.copy()
-        moved[cols] += STEP * d
-        if loglik(moved) < ll0 - FLAT:
-            continue
-        in_alpha = sc.transform @ d
-        moving = np.abs(in_alpha) > 1e-8 * np.max(np.abs(in_alpha))
-        groups = tuple(str(sc.groups[g]) for g in np.flatnonzero(small))
-        direction = np.zeros(param.n_alpha)
-        direction[param.alpha_slice(k)] = np.where(moving, in_alpha, 0.0)
-        found.append(Drift(sc.label, tuple(n for n, m in zip(coef_names, moving) if m),
-                           tuple(int(np.sign(v)) for v, m in zip(in_alpha, moving) if m), groups,
-                           tuple(float(v) for v in direction / np.linalg.norm(direction))))
+    found, ll0 = [], loglik(theta)
+    for part in ("alpha", "zeta"):
+        names, row = param.coefficient_names(part), 0
+        n_part = len(names)
+        for k, sc, where in param.coefficient_blocks(part):
+            cols = np.arange(where.start, where.stop)
+            coef_names = names[row:row + sc.r]
+            row += sc.r
+            eta = sc.W_std @ theta[cols]
+            if part == "alpha":
+                extreme, signs = np.exp(eta) < NEGLIGIBLE * reference, None
+            else:
+                extreme, signs = np.abs(eta) > EXTREME_Z, np.sign(eta)
+            if not extreme.any():
+                continue
+            d = _direction(sc.W_std, extreme, signs)
+            if d is None:
+                continue
+            moved = theta.copy()
+            moved[cols] += STEP * d
+            if loglik(moved) < ll0 - FLAT:
+                continue
+            in_part = sc.transform @ d
+            moving = np.abs(in_part) > 1e-8 * np.max(np.abs(in_part))
+            groups = tuple(str(sc.groups[g]) for g in np.flatnonzero(extreme))
+            direction = np.zeros(n_part)
+            direction[param.coefficient_slice(k, part)] = np.where(moving, in_part, 0.0)
+            found.append(Drift(sc.label, tuple(n for n, m in zip(coef_names, moving) if m),
+                               tuple(int(np.sign(v)) for v, m in zip(in_part, moving) if m), groups,
+                               tuple(float(v) for v in direction / np.linalg.norm(direction)), part))
     return tuple(found)
 
 

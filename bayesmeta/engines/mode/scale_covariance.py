@@ -55,8 +55,9 @@ def coefficient_inference(objective: Objective, theta: np.ndarray,
         to_reported[np.ix_(d, d)] = param.v_scale.transform
     to_reported = to_reported[np.ix_(idx, idx)]
     flat = np.zeros((len(idx), len(drift)))
+    rows = {"alpha": where[:n_alpha], "zeta": where[n_alpha + n_delta:]}
     for j, dr in enumerate(drift):
-        flat[where[:n_alpha], j] = dr.direction
+        flat[rows[dr.part], j] = dr.direction
     H = hessian(objective.gradient, finite(theta), idx)
     extra = None
     if prior_precision is not None:

@@ -100,3 +100,19 @@ def test_cluster_level_scale_coefficient_drifts_when_those_clusters_do_not_vary(
     assert fit.drifting == ["w"]
     assert fit.estimate.drift[0].groups == tuple(str(g) for g in sorted(dat.loc[flat, "district"].unique()))
     assert np.isfinite(fit.alpha_se["Intercept"]) and np.isnan(fit.alpha_se["w"])
+
+
+def test_correlation_heading_for_one_drifts():
+    from coscale_cases import simulate
+
+    dat, blocks = simulate(1, n_studies=30)  # the marine studies' correlation is estimated as 1
+    model = bm.MetaModel("yi ~ 0 + outcome", data=dat, V=blocks, random="~ outcome | study", struct="UN",
+                         scale={"outcome | study": {"tau": "~ 0 + outcome + outcome:habitat", "rho": "~ habitat"}})
+    with pytest.warns(bm.DriftWarning, match=r"zeta\[Intercept\] -> \+inf, zeta\[habitat\[T.terrestrial\]\] -> -inf"):
+        fit = model.fit("REML")
+    assert fit.drifting == [] and fit.drifting_zeta == ["Intercept", "habitat[T.terrestrial]"]
+    assert fit.zeta_se.isna().all() and np.all(np.isfinite(fit.alpha_se))
+    marine = fit.predict_correlation().loc[lambda t: t["z_pred"] > 6]
+    assert len(marine) == 14 and np.allclose(marine["pred"], 1.0, atol=1e-5)
+    assert "drifting correlation coefficients" in fit.summary()
+    assert not fit.check().ok
