@@ -6,7 +6,9 @@ Same model and the same two evaluation paths as :mod:`bayesmeta.likelihood.profi
 nested random intercepts with diagonal V (:mod:`bayesmeta.likelihood.nested`). Here the
 fixed effects ``beta`` are free, and the log-likelihood is returned per
 independent block, so that it can be summed for sampling and stored per block
-for model comparison (LOO at the level of clusters).
+for model comparison (LOO at the level of clusters). The proportional
+sampling-variance model (``V_scale=``) scales each block's V to ``D^1/2 V D^1/2``
+with per-row factors ``exp(w_i' delta)`` (batched path only).
 
 The optional restricted term ``1/2 p log 2pi + 1/2 log|X'X| - 1/2 log|X' Sigma^-1 X|``
 turns the full likelihood into REML's: its maximum over (beta, theta) is the
@@ -166,12 +168,15 @@ def _factor_and_solve(S, b, extra, m: int):
     return logdet, (z ** 2).sum(axis=1), solved
 
 
-def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=None, data: SharedData | None = None):
+def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=None, data: SharedData | None = None,
+                  v_factors=None):
     """Per-block log-likelihood (and X' Sigma^-1 X) over padded batches of blocks.
 
     ``variances`` (scale models): per term, None or the vector of its groups' variances,
     used instead of ``G`` (pairs of rows in one group share their group's variance).
     ``data``: the batches' outcomes and sampling covariances as shared variables.
+    ``v_factors`` (``V_scale``): per row, the factor m_i of its sampling variance; each
+    batch's V becomes ``V_ik sqrt(m_i m_k)`` (padding rows keep the factor 1).
     """
     parts, ids = [], []
     A = 0.0
@@ -181,6 +186,9 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=Non
         S = pt.as_tensor_variable(V_batch)
         real = batch.rows >= 0
         safe = np.where(real, batch.rows, 0)
+        if v_factors is not None:
+            f = pt.where(real, pt.sqrt(v_factors)[safe], 1.0)  # (B, m), as profiled.by_row
+            S = S * f[:, :, None] * f[:, None, :]
         for Z, M, Gk, v, enc in zip(batch.Z, batch.M, G, per_group, design.encodings):
             if v is not None:
                 S = S + M * (v[enc.codes[safe]] * real)[:, :, None]
@@ -201,7 +209,7 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=Non
 
 
 def block_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None,
-                 data: SharedData | None = None):
+                 data: SharedData | None = None, v_factors=None):
     """Log-likelihood of every independent block, ordered by block id.
 
     Parameters
@@ -218,6 +226,11 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False, varian
         variances of its groups, ``exp(W alpha)``.
     data : SharedData, optional
         A batched design's outcomes and sampling covariances as shared variables.
+    v_factors : pytensor vector (n,), optional
+        The proportional sampling-variance model (``V_scale=``): per row, the factor
+        ``m_i = exp(w_i' delta)``; the sampling covariance becomes ``D^1/2 V D^1/2``,
+        ``D = diag(m)``. Batched designs only (models with ``V_scale`` never use the
+        nested closed form).
 
     Returns
     -------
@@ -225,11 +238,14 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False, varian
     restricted_term : pytensor scalar or None
     """
     if design.nested is not None:
+        if v_factors is not None:
+            raise ValueError("block_loglik: sampling-variance factors (V_scale) need the batched path, not the "
+                             "nested closed form.")
         if data is not None and data.outcome is not None:
             raise ValueError("block_loglik: a nested design's outcome is data only in the fused Op (total_loglik).")
         logp, ids, A = _nested_logp(design, beta, G, restricted, variances)
     elif design.batches:
-        logp, ids, A = _batched_logp(design, beta, G, restricted, variances, data)
+        logp, ids, A = _batched_logp(design, beta, G, restricted, variances, data, v_factors)
     else:  # no random effects and no batches: cannot happen (batches are always built otherwise)
         raise ValueError("design has neither batches nor a nested closed form")
     order = np.argsort(ids)
@@ -241,7 +257,7 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False, varian
 
 
 def total_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None, term_variances=None,
-                 data: SharedData | None = None):
+                 data: SharedData | None = None, v_factors=None):
     """The log-likelihood summed over blocks (plus the restricted term if asked).
 
     Nested designs without the restricted term use one fused Op with its own
@@ -258,12 +274,15 @@ def total_loglik(design: Design, beta, G: list, restricted: bool = False, varian
     data : SharedData, optional
         The design's data as shared variables (:meth:`SharedData.of`); not with the
         restricted term of a nested design.
+    v_factors : pytensor vector (n,), optional
+        Per-row sampling-variance factors (``V_scale=``), as for :func:`block_loglik`.
     """
     outcome = data.outcome if data is not None else None
     if outcome is not None and restricted:
         raise ValueError("total_loglik: the outcome of a nested design can be data only without the restricted term.")
-    if design.nested is None or restricted:
-        logp, term = block_loglik(design, beta, G, restricted=restricted, variances=variances, data=data)
+    if design.nested is None or restricted or v_factors is not None:
+        logp, term = block_loglik(design, beta, G, restricted=restricted, variances=variances, data=data,
+                                  v_factors=v_factors)
         return logp.sum() + (term if restricted else 0.0)
     if term_variances is not None and variances is None:
         return nested_loglik(design, beta, term_variances, outcome)
