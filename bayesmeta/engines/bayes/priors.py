@@ -18,7 +18,11 @@ Priors are :class:`pymc_extras.prior.Prior` objects. The ``priors`` argument of
     a Prior for every single correlation of a CS, HCS, AR or HAR structure;
 ``"alpha"``
     a Prior for every scale coefficient of a location-scale model;
-``"beta[name]"``, ``"sd[label]"``, ``"sigma[label]"``, ``"tau2[label]"``, ``"rho[label]"``, ``"alpha[name]"``
+``"delta"``
+    a Prior for every coefficient of the proportional sampling-variance model
+    (``V_scale=``: V scaled by ``exp(w_i' delta)``);
+``"beta[name]"``, ``"sd[label]"``, ``"sigma[label]"``, ``"tau2[label]"``, ``"rho[label]"``, ``"alpha[name]"``,
+``"delta[name]"``
     overrides for one parameter (names as in :meth:`PriorSet.table`).
 
 A prior of an SD or a variance must put all its mass on (0, inf): a distribution
@@ -44,11 +48,18 @@ Default rule (documented, data-scaled, weakly informative), with
   ``Normal(2 log s, 2.5 (1 + sum_j |mean(w_j)| / sd(w_j)))`` with ``s = sd(y)``,
   centred where the SD priors put the heterogeneity and wide enough for any
   intercept implied by uncentred moderators. These keep coefficients that would
-  drift to +-infinity under ML/REML (a group without heterogeneity) finite.
+  drift to +-infinity under ML/REML (a group without heterogeneity) finite;
+* coefficients of the sampling-variance model (``V_scale=``, log of the factor on
+  the sampling variances, moderators taken over the rows): the same widths,
+  ``Normal(0, 2.5 / sd(w))`` for a non-constant column and
+  ``Normal(0, 2.5 (1 + sum_j |mean(w_j)| / sd(w_j)))`` for a constant one, centred
+  at a factor of 1 (the sampling variances as given); the factor of a row then
+  lies within e^-5 ~ 1/150 and e^5 ~ 150 at two prior SDs.
 
 ``priors="flat"`` gives flat priors in every free parameter's own coordinates
 (Flat fixed effects, HalfFlat SDs, uniform single correlations and uniform
-canonical partial correlations of UN matrices, Flat scale coefficients): the
+canonical partial correlations of UN matrices, Flat scale and sampling-variance
+coefficients): the
 posterior mode is then the ML estimate (REML with the restricted term).
 """
 
@@ -86,6 +97,8 @@ class PriorSet:
     sd_families: tuple = ()
     #: Per SD: "sd" (the prior is on the SD) or "variance" (on its square).
     sd_scales: tuple = ()
+    delta: tuple = ()
+    delta_names: tuple = ()
 
     def scale_of_sd(self, i: int) -> str:
         """Whether the prior of the i-th free SD is on the SD or on the variance."""
@@ -98,6 +111,7 @@ class PriorSet:
                  for i, (f, n, p) in enumerate(zip(self.sd_families, self.sd_names, self.sd))]
         rows += [(f"rho[{n}]", str(p)) for n, p in zip(self.rho_names, self.rho)]
         rows += [(f"alpha[{n}]", str(p)) for n, p in zip(self.alpha_names, self.alpha)]
+        rows += [(f"delta[{n}]", str(p)) for n, p in zip(self.delta_names, self.delta)]
         if self.lkj_eta is not None:
             rows.append(("cor (UN)", "uniform CPCs (flat)" if self.flat else f"LKJ(eta={self.lkj_eta:g})"))
         return pd.DataFrame(rows, columns=["parameter", "prior"])
@@ -142,20 +156,29 @@ def _beta_scales(design: Design) -> list[float]:
     return [10 * sy / s if s > 0 else 10 * sy * (1 + spread) for s in sd]
 
 
+def _log_linear_priors(W: np.ndarray, log_centre: float) -> list:
+    """Default Normal priors of the coefficients of a log-linear model ``exp(W c)`` (see the module
+    docstring): ``Normal(0, 2.5 / sd(w))`` for a non-constant column, and for a constant column c a
+    prior centred at ``c * coefficient = log_centre``, wide enough for any intercept implied by
+    uncentred moderators."""
+    spread = W.std(axis=0)
+    varying = spread > 0
+    width = ALPHA_SCALE * (1 + np.sum(np.abs(W.mean(axis=0)[varying]) / spread[varying]))
+    centre = log_centre / np.where(varying, 1.0, W[0])
+    return [Prior("Normal", mu=0.0, sigma=round(ALPHA_SCALE / s, 6)) if s > 0
+            else Prior("Normal", mu=round(float(m), 6), sigma=round(float(width), 6))
+            for s, m in zip(spread, centre)]
+
+
 def _alpha_priors(param: Parameterization, sy: float) -> list:
-    """Default Normal priors of the scale coefficients (see the module docstring)."""
-    out = []
-    for sc in param.scale_models:
-        if sc is None:
-            continue
-        spread = sc.W.std(axis=0)
-        varying = spread > 0
-        width = ALPHA_SCALE * (1 + np.sum(np.abs(sc.W.mean(axis=0)[varying]) / spread[varying]))
-        centre = 2 * np.log(sy) / np.where(varying, 1.0, sc.W[0])  # a constant column c: c * alpha = 2 log s
-        out += [Prior("Normal", mu=0.0, sigma=round(ALPHA_SCALE / s, 6)) if s > 0
-                else Prior("Normal", mu=round(float(m), 6), sigma=round(float(width), 6))
-                for s, m in zip(spread, centre)]
-    return out
+    """Default Normal priors of the scale coefficients, centred at the variance ``s^2`` (see the module
+    docstring)."""
+    return [prior for sc in param.scale_models if sc is not None for prior in _log_linear_priors(sc.W, 2 * np.log(sy))]
+
+
+def _delta_priors(param: Parameterization) -> list:
+    """Default Normal priors of the coefficients of the sampling-variance model, centred at a factor of 1."""
+    return [] if param.v_scale is None else _log_linear_priors(param.v_scale.W, 0.0)
 
 
 #: Hyperparameters that must be positive (scales, rates, shapes, degrees of freedom).
@@ -221,6 +244,7 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
     sd_families, sd_names = (tuple(x) for x in zip(*sd_keys)) if sd_keys else ((), ())
     beta_names = list(design.coef_names)
     alpha_names = param.alpha_names()
+    delta_names = tuple(param.delta_names())
     if priors is not None and not isinstance(priors, (dict, str)):
         raise SpecificationError(f"priors: expected a dict such as {{'sd': Prior('HalfNormal', sigma=1)}} or 'flat', "
                                  f"got {type(priors).__name__}.")
@@ -232,12 +256,14 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
                         tuple(Prior("Uniform", lower=b, upper=1.0) for b in lo), 1.0 if un_names else None,
                         tuple(beta_names), sd_names, tuple(rho_names), flat=True,
                         alpha=tuple(Prior("Flat") for _ in alpha_names), alpha_names=tuple(alpha_names),
-                        sd_families=sd_families)
+                        sd_families=sd_families, delta=tuple(Prior("Flat") for _ in delta_names),
+                        delta_names=delta_names)
     sy = float(np.std(design.y)) or 1.0
     beta = {n: Prior("Normal", mu=0.0, sigma=round(s, 6)) for n, s in zip(beta_names, _beta_scales(design))}
     sd = {key: Prior("HalfNormal", sigma=round(s, 6)) for key, s in zip(sd_keys, _sd_scales(design, param, sy))}
     rho = {n: Prior("Uniform", lower=b, upper=1.0) for n, b in zip(rho_names, _rho_lower_bounds(param))}
     alpha = dict(zip(alpha_names, _alpha_priors(param, sy)))
+    delta = dict(zip(delta_names, _delta_priors(param)))
     scales = {key: "sd" for key in sd}
     eta = DEFAULT_LKJ_ETA if un_names else None
     for key, value in dict(priors or {}).items():
@@ -252,11 +278,13 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
         group, _, name = key.partition("[")
         families = {name: {k: v for k, v in sd.items() if k[0] == family}
                     for family, sd_name in SD_NAMES.items() for name in (family, sd_name)}
-        targets = {"beta": beta, "sd": sd, "rho": rho, "alpha": alpha, **families}.get(group)
+        coefficients = {"beta": beta, "rho": rho, "alpha": alpha, "delta": delta}
+        targets = {"sd": sd, **coefficients, **families}.get(group)
         if targets is None:
             raise SpecificationError(
                 f"priors: unknown key {key!r}; use 'beta', 'sd' (or 'sigma', 'tau', 'gamma'), the variances "
-                "'sigma2', 'tau2', 'gamma2', 'rho', 'alpha', 'lkj_eta' or e.g. 'sd[district]', 'tau2[row]'.")
+                "'sigma2', 'tau2', 'gamma2', 'rho', 'alpha', 'delta', 'lkj_eta' or e.g. 'sd[district]', "
+                "'tau2[row]'.")
         if not isinstance(value, Prior):
             raise SpecificationError(f"priors: {key!r} must be a pymc_extras.prior.Prior, got {type(value).__name__}.")
         check_prior(key, value, group)
@@ -272,7 +300,7 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
             if not chosen and group in families:
                 raise SpecificationError(f"priors: {key!r} matches no parameter: the model has no free "
                                          f"{_family_of(group)} components.")
-        destination = sd if group not in ("beta", "rho", "alpha") else targets
+        destination = targets if group in coefficients else sd
         for k in chosen:
             destination[k] = value
             if destination is sd:
@@ -280,7 +308,7 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
     return PriorSet(tuple(beta.values()), tuple(sd.values()), tuple(rho.values()), eta,
                     tuple(beta_names), sd_names, tuple(rho_names),
                     alpha=tuple(alpha.values()), alpha_names=tuple(alpha_names), sd_families=sd_families,
-                    sd_scales=tuple(scales.values()))
+                    sd_scales=tuple(scales.values()), delta=tuple(delta.values()), delta_names=delta_names)
 
 
 def _family_of(name: str) -> str:

@@ -15,13 +15,17 @@ the marginal Gaussian of :mod:`bayesmeta.likelihood.graph`, added as a potential
 
 Location-scale models add the scale coefficients ``alpha`` (dim ``scale_term``);
 the variance of every group of a level with a scale model is ``exp(W alpha)``.
-NUTS works on the coefficients ``beta_std`` and ``alpha_std`` of the standardised
-moderators (``beta = T beta_std``, ``alpha = T alpha_std``, as the ML/REML engine
-for alpha), which removes the strong correlation between an intercept and
-uncentred moderators (an uncentred moderator samples as fast as a centred one);
-independent Normal priors on ``beta`` or ``alpha`` (the defaults) become the
-equivalent multivariate normal prior on the standardised coefficients, flat priors
-stay flat, and other priors are put on ``beta`` or ``alpha`` directly.
+The proportional sampling-variance model (``V_scale=``) adds the coefficients
+``delta`` (dim ``v_scale_term``): the sampling covariance is ``D^1/2 V D^1/2``,
+``D = diag(exp(W delta))`` over the rows.
+NUTS works on the coefficients ``beta_std``, ``alpha_std`` and ``delta_std`` of the
+standardised moderators (``beta = T beta_std``, ``alpha = T alpha_std``,
+``delta = T delta_std``, as the ML/REML engine for alpha and delta), which removes
+the strong correlation between an intercept and uncentred moderators (an uncentred
+moderator samples as fast as a centred one); independent Normal priors on the
+coefficients (the defaults) become the equivalent multivariate normal prior on the
+standardised coefficients, flat priors stay flat, and other priors are put on
+``beta``, ``alpha`` or ``delta`` directly.
 Intercept-only models keep ``beta`` as their free variable.
 """
 
@@ -209,6 +213,14 @@ def _scale_coefficients(param: Parameterization, prior_set: PriorSet):
     return alpha, variances
 
 
+def _sampling_variance_factors(param: Parameterization, prior_set: PriorSet):
+    """The coefficients ``delta`` (dim ``v_scale_term``) of the sampling-variance model and every
+    row's factor ``exp(W delta)`` of its sampling variance."""
+    sc = param.v_scale
+    delta = _standardised_coefficients("delta", prior_set.delta, sc.transform, prior_set.flat, "v_scale_term")
+    return pt.exp(pt.dot(sc.W, delta))
+
+
 def _standard_deviations(model: pm.Model, param: Parameterization, prior_set: PriorSet) -> list:
     """The SD vector of every term (fixed entries as constants; None for a term with a scale model).
 
@@ -310,9 +322,12 @@ def _build_model(design: Design, param: Parameterization, prior_set: PriorSet, r
     coords.update({component_dim(family): names for family, names in labels.items()})
     if param.has_scale:
         coords["scale_term"] = param.alpha_names()
+    if param.v_scale is not None:
+        coords["v_scale_term"] = param.delta_names()
     with pm.Model(coords=coords) as model:
         beta = _fixed_effects(design, prior_set)
         variances = _scale_coefficients(param, prior_set)[1] if param.has_scale else None
+        v_factors = _sampling_variance_factors(param, prior_set) if param.v_scale is not None else None
         sds = _standard_deviations(model, param, prior_set)
         rhos = _correlations(param, prior_set)
         G, families = [], {f: [] for f in labels}
@@ -331,12 +346,13 @@ def _build_model(design: Design, param: Parameterization, prior_set: PriorSet, r
             # deterministics must never share one variable (the second would rename it)
             pm.Deterministic(family, pt.concatenate(parts).copy(), dims=component_dim(family))
         if store_block_loglik:
-            pm.Deterministic("block_loglik", block_loglik(design, beta, G, variances=variances, data=data)[0],
-                             dims="block")
+            pm.Deterministic("block_loglik", block_loglik(design, beta, G, variances=variances, data=data,
+                                                          v_factors=v_factors)[0], dims="block")
         # nested intercepts only, each with one free SD: the likelihood takes the variances directly (fewer nodes)
-        simple = (variances is None and all(t.q == 1 for t in param.terms)
+        simple = (variances is None and v_factors is None and len(param.terms) > 0
+                  and all(t.q == 1 for t in param.terms)
                   and not np.any(~np.isnan(np.concatenate(param.fixed_sd))))
         term_variances = pt.concatenate([sd ** 2 for sd in sds]) if simple else None
         pm.Potential("loglik", total_loglik(design, beta, G, restricted=restricted, variances=variances,
-                                            term_variances=term_variances, data=data))
+                                            term_variances=term_variances, data=data, v_factors=v_factors))
     return model
