@@ -17,6 +17,10 @@ chunk of draws:
   and ``e0 ~ N(0, V)``, ``u = u0 + G Z' Sigma^-1 (r - Z u0 - e0)`` has exactly
   the conditional distribution above.
 
+With a proportional sampling-variance model (``V_scale=``) the sampling
+covariance of a draw is ``D^1/2 V D^1/2`` with per-row factors ``D = diag(m)``
+(``v_factors``, one row of factors per draw; block designs only).
+
 Everything here is plain numpy on a :class:`~bayesmeta.design.build.Design`.
 """
 
@@ -41,8 +45,15 @@ def psd_sqrt(G: np.ndarray) -> np.ndarray:
     return vectors * np.sqrt(np.clip(values, 0.0, None))[..., None, :]
 
 
+def sd_factors(batch, v_factors: np.ndarray) -> np.ndarray:
+    """The square roots of per-row sampling-variance factors ``v_factors`` (S, n) laid out as the
+    batch's entries, (S, B, m), 1 on padding rows."""
+    real = batch.rows >= 0
+    return np.where(real, np.sqrt(v_factors[:, np.where(real, batch.rows, 0)]), 1.0)
+
+
 def draw_random_effects(design: Design, beta: np.ndarray, G: list[np.ndarray],
-                        rng: np.random.Generator) -> list[np.ndarray]:
+                        rng: np.random.Generator, v_factors: np.ndarray | None = None) -> list[np.ndarray]:
     """Draw every random effect from its conditional distribution, once per parameter draw.
 
     Parameters
@@ -54,6 +65,8 @@ def draw_random_effects(design: Design, beta: np.ndarray, G: list[np.ndarray],
         Random-effect covariance of every covariance term, per draw; (S, n_groups)
         group variances for a term with a scale model.
     rng : numpy.random.Generator
+    v_factors : numpy.ndarray (S, n), optional
+        Per draw and row, the factor of its sampling variance (``V_scale=``; block designs).
 
     Returns
     -------
@@ -61,13 +74,16 @@ def draw_random_effects(design: Design, beta: np.ndarray, G: list[np.ndarray],
         Per covariance term, the effects of its groups (indexed by group code).
     """
     n_draws = beta.shape[0]
+    if design.nested is not None and v_factors is not None:
+        raise ValueError("draw_random_effects: sampling-variance factors need a block design, not the nested one.")
     if design.nested is not None:
         sampler, per_draw = _NestedSampler(design), design.n
     else:
         sampler = _BlockSampler(design)
         per_draw = sum(b.rows.shape[0] * b.rows.shape[1] ** 2 for b in design.batches)
     chunk = max(1, CHUNK_ENTRIES // max(per_draw, 1))
-    parts = [sampler.draw(beta[i:i + chunk], [g[i:i + chunk] for g in G], rng)
+    parts = [sampler.draw(beta[i:i + chunk], [g[i:i + chunk] for g in G], rng,
+                          None if v_factors is None else v_factors[i:i + chunk])
              for i in range(0, n_draws, chunk)]
     return [np.concatenate([part[k] for part in parts]) for k in range(len(design.encodings))]
 
@@ -95,13 +111,15 @@ def random_part(design: Design, effects: list[np.ndarray]) -> np.ndarray:
     return total
 
 
-def draw_sampling_errors(V: BlockDiagonal, n_draws: int, rng: np.random.Generator) -> np.ndarray:
-    """Draws of ``e ~ N(0, V)``, (S, n), block by block."""
+def draw_sampling_errors(V: BlockDiagonal, n_draws: int, rng: np.random.Generator,
+                         v_factors: np.ndarray | None = None) -> np.ndarray:
+    """Draws of ``e ~ N(0, V)``, (S, n), block by block; with per-row factors ``v_factors`` (S, n),
+    ``e ~ N(0, D^1/2 V D^1/2)``, ``D = diag(v_factors)`` of each draw."""
     e = np.zeros((n_draws, V.n))
     for stack in V.stacks:
         z = rng.standard_normal((n_draws,) + stack.rows.shape)
         e[:, stack.rows] = np.einsum("bij,sbj->sbi", psd_sqrt(stack.mats), z)
-    return e
+    return e if v_factors is None else e * np.sqrt(v_factors)
 
 
 class _NestedSampler:
@@ -118,7 +136,8 @@ class _NestedSampler:
         # number of children (units of the finer stage) of every group of each level
         self.children = [np.diff(np.r_[start, size]) for (start, _), size in zip(self.levels, sizes)]
 
-    def draw(self, beta: np.ndarray, G: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    def draw(self, beta: np.ndarray, G: list[np.ndarray], rng: np.random.Generator,
+             v_factors: None = None) -> list[np.ndarray]:  # no V_scale on the nested path: v_factors is None
         nd, p = self.nd, self.p
         n_draws = beta.shape[0]
         # the variance of every group of every level, (n_groups_level, S) (scale models: one per group)
@@ -167,7 +186,8 @@ class _BlockSampler:
                 codes.append(np.where(real, c, 0))
             self.cache.append((real, psd_sqrt(batch.V), codes, gather))
 
-    def draw(self, beta: np.ndarray, G: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+    def draw(self, beta: np.ndarray, G: list[np.ndarray], rng: np.random.Generator,
+             v_factors: np.ndarray | None = None) -> list[np.ndarray]:
         design = self.design
         n_draws = beta.shape[0]
         prior = draw_prior_effects(design, G, rng)
@@ -175,8 +195,13 @@ class _BlockSampler:
         for batch, (real, root_v, codes, gather) in zip(design.batches, self.cache):
             B, m = batch.rows.shape
             e0 = np.einsum("bij,sbj->sbi", root_v, rng.standard_normal((n_draws, B, m)))
+            if v_factors is None:
+                S = np.broadcast_to(batch.V, (n_draws, B, m, m)).copy()
+            else:  # e0 ~ N(0, D^1/2 V D^1/2) and the same sampling covariance in S
+                f = sd_factors(batch, v_factors)
+                e0 = e0 * f
+                S = batch.V * f[..., :, None] * f[..., None, :]
             r = batch.y - np.einsum("bmp,sp->sbm", batch.X, beta) - e0
-            S = np.broadcast_to(batch.V, (n_draws, B, m, m)).copy()
             for Z, M, g, u0, c in zip(batch.Z, batch.M, G, prior, codes):
                 if Z is None:
                     r -= np.where(real, u0[:, c, 0], 0.0)
@@ -196,10 +221,13 @@ class _BlockSampler:
                 for u0, z, g in zip(prior, pulled, G)]
 
 
-def simulate_outcomes(design: Design, beta: np.ndarray, G: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def simulate_outcomes(design: Design, beta: np.ndarray, G: list[np.ndarray], rng: np.random.Generator,
+                      v_factors: np.ndarray | None = None) -> np.ndarray:
     """New outcomes ``X beta + Z u + e`` with ``u ~ N(0, G)`` and ``e ~ N(0, V)``, (S, n).
 
-    ``beta`` is (S, p) and ``G`` as for :func:`draw_prior_effects` (one draw per row of beta).
+    ``beta`` is (S, p) and ``G`` as for :func:`draw_prior_effects` (one draw per row of beta);
+    ``v_factors`` (S, n) scales V as for :func:`draw_sampling_errors`.
     """
     effects = draw_prior_effects(design, G, rng)
-    return beta @ design.X.T + random_part(design, effects) + draw_sampling_errors(design.V, len(beta), rng)
+    return (beta @ design.X.T + random_part(design, effects)
+            + draw_sampling_errors(design.V, len(beta), rng, v_factors))

@@ -14,8 +14,10 @@ grouping column:
 * two terms on one grouping column get the family as suffix (``u_trial_gamma2``).
 
 The posterior predictive group holds ``y`` (dim ``obs``, the rows used) drawn
-as ``X beta + Z u + e`` with fresh sampling errors ``e ~ N(0, V)``; the
-observed data group holds the observed ``y``.
+as ``X beta + Z u + e`` with fresh sampling errors ``e ~ N(0, V)`` (with
+``V_scale=``, ``N(0, D^1/2 V D^1/2)`` at the draw's factors, which also enter
+the random effects' conditional distribution); the observed data group holds the
+observed ``y``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from ..random_effects import (
     random_part,
     simulate_outcomes,
 )
-from .draws import parameter_draws
+from .draws import parameter_draws, v_factor_draws
 
 #: Largest number of values (draws x effects, draws x rows) stored per group.
 MAX_STORED_VALUES = 50_000_000
@@ -64,6 +66,7 @@ def add_random_effects_and_predictions(idata: az.InferenceData, design: Design, 
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
     n_draws = chains * draws
     beta, G = parameter_draws(param, idata.posterior)
+    v_factors = v_factor_draws(param, idata.posterior)
     n_effects = sum(enc.term.n_groups * enc.term.q for enc in design.encodings)
     mean = beta @ design.X.T
     if n_draws * n_effects > MAX_STORED_VALUES:
@@ -71,7 +74,7 @@ def add_random_effects_and_predictions(idata: az.InferenceData, design: Design, 
                       f"{n_draws} draws would exceed {MAX_STORED_VALUES:,} stored values.", UserWarning)
         effects = None
     else:
-        effects = draw_random_effects(design, beta, G, rng)
+        effects = draw_random_effects(design, beta, G, rng, v_factors)
         arrays, coords, taken = {}, {}, set()
         for enc, u in zip(design.encodings, effects):
             key = effect_key(enc.term.label, enc.term.family, taken)
@@ -91,7 +94,7 @@ def add_random_effects_and_predictions(idata: az.InferenceData, design: Design, 
         warn(f"The posterior predictive ({design.n} rows per draw) was not drawn: {n_draws} draws would "
                       f"exceed {MAX_STORED_VALUES:,} stored values.", UserWarning)
         return
-    replicated = mean + draw_sampling_errors(design.V, n_draws, rng)
+    replicated = mean + draw_sampling_errors(design.V, n_draws, rng, v_factors)
     idata.add_groups(posterior_predictive=_as_dataset({"y": (("obs",), replicated)}, chains, draws, obs))
 
 
@@ -101,7 +104,7 @@ def add_prior_predictive(idata: az.InferenceData, design: Design, param: Paramet
     rng = np.random.default_rng(random_seed)
     chains, draws = idata.prior.sizes["chain"], idata.prior.sizes["draw"]
     beta, G = parameter_draws(param, idata.prior)
-    y = simulate_outcomes(design, beta, G, rng)
+    y = simulate_outcomes(design, beta, G, rng, v_factor_draws(param, idata.prior))
     obs = {"obs": list(design.row_labels)}
     idata.add_groups(prior_predictive=_as_dataset({"y": (("obs",), y)}, chains, draws, obs))
     if "observed_data" not in idata.groups():

@@ -1,10 +1,11 @@
 """Posterior (or prior) draws of the model's parameters as NumPy arrays.
 
 The Bayesian graph stores, per draw, the variance components under metafor's
-names (``sigma2``, ``tau2``, ``rho``, ``gamma2``, ``phi``) and the scale
-coefficients ``alpha``; everything computed from draws afterwards (random
-effects, predictions, posterior predictive) starts from the per-term
-covariance matrices built here. NumPy only.
+names (``sigma2``, ``tau2``, ``rho``, ``gamma2``, ``phi``), the scale
+coefficients ``alpha`` and the coefficients ``delta`` of the sampling-variance
+model; everything computed from draws afterwards (random effects, row
+log-likelihoods, predictions, posterior predictive) starts from the per-term
+covariance matrices and the per-row sampling-variance factors built here. NumPy only.
 """
 
 from __future__ import annotations
@@ -68,14 +69,24 @@ def labelled_draws(group, names) -> dict[str, np.ndarray]:
     return out
 
 
+def _stacked(group, name: str) -> np.ndarray:
+    """A variable's draws with the chains stacked (chain-major), (S, ...)."""
+    values = group[name].values
+    return values.reshape((-1,) + values.shape[2:])
+
+
+def v_factor_draws(param: Parameterization, posterior) -> np.ndarray | None:
+    """Per draw and row, the factor ``exp(w_i' delta)`` of its sampling variance (S, n), chains
+    stacked, from ``delta`` (``V_scale=``); None for a model without a sampling-variance model."""
+    if param.v_scale is None:
+        return None
+    return np.exp(_stacked(posterior, "delta") @ param.v_scale.W.T)
+
+
 def parameter_draws(param: Parameterization, posterior) -> tuple[np.ndarray, list[np.ndarray]]:
     """Fixed effects (S, p) and per-term covariances (S, q, q) of every draw, chains stacked
     (for a term with a scale model, the variances of its groups, (S, n_groups))."""
-    def flat(name):
-        values = posterior[name].values
-        return values.reshape((-1,) + values.shape[2:])
-
     families = {f for t in param.terms for f in (t.family, FAMILIES.get(t.family)) if f and f in posterior}
     if param.has_scale:
         families.add("alpha")
-    return flat("beta"), covariances_from_draws(param, {f: flat(f) for f in families})
+    return _stacked(posterior, "beta"), covariances_from_draws(param, {f: _stacked(posterior, f) for f in families})

@@ -11,8 +11,10 @@ its precision ``P = Sigma^-1`` and the residual ``r = y - X beta``,
     y_i | y_-i ~ N(y_i - g_i / P_ii, 1 / P_ii),   g = P r,
 
 so ``log p(y_i | y_-i) = (log P_ii - log 2 pi - g_i^2 / P_ii) / 2``. Rows of other
-blocks are independent, so only the block is needed. NumPy only, batched over
-blocks of equal padded size and over chunks of draws.
+blocks are independent, so only the block is needed. With a proportional
+sampling-variance model (``V_scale=``) the block's V is ``D^1/2 V D^1/2`` with the
+draw's per-row factors. NumPy only, batched over blocks of equal padded size and
+over chunks of draws.
 """
 
 from __future__ import annotations
@@ -21,19 +23,25 @@ import numpy as np
 
 from ...design.blocks import build_batches
 from ...design.build import Design
+from ..random_effects import sd_factors
 
 #: Matrix entries (draws x blocks x m x m) handled at once.
 CHUNK_ENTRIES = 2_000_000
 
 
-def _covariances(batch, G: list[np.ndarray], codes: list[np.ndarray]) -> np.ndarray:
+def _covariances(batch, G: list[np.ndarray], codes: list[np.ndarray], n_draws: int,
+                 v_factors: np.ndarray | None = None) -> np.ndarray:
     """Sigma of every draw and block of the batch, (S, B, m, m).
 
     ``G[k]`` is (S, q, q), or (S, n_groups) for a term whose group variances come from a
-    scale model; ``codes[k]`` the group of every entry of the batch (B, m).
+    scale model; ``codes[k]`` the group of every entry of the batch (B, m); ``v_factors``
+    (S, n) the per-row factors of the sampling variances (``V_scale=``).
     """
-    n_draws = len(G[0]) if G else 1
-    sigma = np.broadcast_to(batch.V, (n_draws,) + batch.V.shape).copy()
+    if v_factors is None:
+        sigma = np.broadcast_to(batch.V, (n_draws,) + batch.V.shape).copy()
+    else:
+        f = sd_factors(batch, v_factors)
+        sigma = batch.V * f[..., :, None] * f[..., None, :]
     for Z, M, Gk, code in zip(batch.Z, batch.M, G, codes):
         if Gk.ndim == 2:  # per-group variances: pairs in one group share their group's variance
             sigma += M * Gk[:, code][..., None]
@@ -44,7 +52,8 @@ def _covariances(batch, G: list[np.ndarray], codes: list[np.ndarray]) -> np.ndar
     return sigma
 
 
-def row_log_likelihood(design: Design, beta: np.ndarray, G: list[np.ndarray]) -> np.ndarray:
+def row_log_likelihood(design: Design, beta: np.ndarray, G: list[np.ndarray],
+                       v_factors: np.ndarray | None = None) -> np.ndarray:
     """``log p(y_i | y_-i, theta)`` of every row and draw, (S, n).
 
     Parameters
@@ -55,6 +64,9 @@ def row_log_likelihood(design: Design, beta: np.ndarray, G: list[np.ndarray]) ->
     G : list of numpy.ndarray
         Per covariance term, (S, q, q) covariances, or (S, n_groups) group variances
         (as :func:`bayesmeta.engines.bayes.draws.parameter_draws` returns them).
+    v_factors : numpy.ndarray (S, n), optional
+        Per draw and row, the factor of its sampling variance (``V_scale=``, as
+        :func:`bayesmeta.engines.bayes.draws.v_factor_draws` returns them).
 
     Returns
     -------
@@ -71,7 +83,8 @@ def row_log_likelihood(design: Design, beta: np.ndarray, G: list[np.ndarray]) ->
         step = max(1, CHUNK_ENTRIES // (B * m * m))
         for start in range(0, n_draws, step):
             chunk = slice(start, start + step)
-            sigma = _covariances(batch, [g[chunk] for g in G], codes)
+            sigma = _covariances(batch, [g[chunk] for g in G], codes, len(beta[chunk]),
+                                 None if v_factors is None else v_factors[chunk])
             precision = np.linalg.inv(sigma)
             resid = batch.y[None] - np.einsum("bmp,sp->sbm", batch.X, beta[chunk])
             g = np.einsum("sbmn,sbn->sbm", precision, resid)

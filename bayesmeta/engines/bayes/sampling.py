@@ -19,7 +19,7 @@ from ...design.parameters import Parameterization
 from ..mode.centring import centre_outcome
 from . import nutpie_backend
 from .augment import add_prior_predictive, add_random_effects_and_predictions
-from .draws import parameter_draws
+from .draws import parameter_draws, v_factor_draws
 from .options import available_cores
 from .pointwise import row_log_likelihood
 from .priors import PriorSet
@@ -164,7 +164,8 @@ def add_row_log_likelihood(idata: az.InferenceData, design: Design, param: Param
     """The ``log_likelihood`` group: ``y`` (chain, draw, obs), each row's density given the others."""
     beta, G = parameter_draws(param, idata.posterior)
     chains, draws = idata.posterior.sizes["chain"], idata.posterior.sizes["draw"]
-    loglik = row_log_likelihood(design, beta, G).reshape(chains, draws, design.n)
+    loglik = row_log_likelihood(design, beta, G, v_factor_draws(param, idata.posterior)).reshape(
+        chains, draws, design.n)
     coords = {"chain": idata.posterior.chain.values, "draw": idata.posterior.draw.values,
               "obs": list(design.row_labels)}
     idata.add_groups(log_likelihood=xr.Dataset({"y": (("chain", "draw", "obs"), loglik)}, coords=coords))
