@@ -4,10 +4,11 @@
 holds ``beta`` (dim ``term``), the SDs ``sigma``/``tau``/``gamma`` beside the
 variances ``sigma2``/``tau2``/``gamma2`` and the correlations ``rho``/``phi``
 (labelled as in :class:`~bayesmeta.results.mode.ModeResult`), ``alpha`` (dim
-``scale_term``) for location-scale models, and the random effects ``u_*``. It
-reports them with the same contract as ModeResult: ``coef``, ``se``, ``ci``,
-``sigma2``, ``tau2``, ``rho``, ``alpha`` (posterior means, SDs and equal-tailed
-intervals) and ``table()``. Problems of the sampler (divergences, R-hat above
+``scale_term``) for location-scale models, ``delta`` (dim ``v_scale_term``) for a
+proportional sampling-variance model (``V_scale=``), and the random effects
+``u_*``. It reports them with the same contract as ModeResult: ``coef``, ``se``,
+``ci``, ``sigma2``, ``tau2``, ``rho``, ``alpha``, ``delta`` (posterior means, SDs
+and equal-tailed intervals) and ``table()``. Problems of the sampler (divergences, R-hat above
 1.01, effective sample sizes below 400, low E-BFMI) are computed once, raised as
 :class:`~bayesmeta.errors.ConvergenceWarning` and shown in :meth:`BayesResult.summary`.
 
@@ -43,9 +44,9 @@ MAX_RHAT = 1.01
 MIN_ESS = 400
 MIN_BFMI = 0.3
 #: Posterior variables reported in the table (those present).
-REPORTED = ("beta", "alpha", "sigma2", "tau2", "rho", "gamma2", "phi")
+REPORTED = ("beta", "alpha", "delta", "sigma2", "tau2", "rho", "gamma2", "phi")
 #: Posterior variables whose convergence is diagnosed (those present).
-DIAGNOSED = ("beta", "alpha", *SD_NAMES.values(), "rho", "phi")
+DIAGNOSED = ("beta", "alpha", "delta", *SD_NAMES.values(), "rho", "phi")
 #: How each sampler is named in tables: both samplers run NUTS (``sampler`` says which one).
 METHODS = {"pymc": "NUTS", "nutpie": "NUTS", "laplace": "Laplace"}
 
@@ -199,6 +200,12 @@ class BayesResult:
     def alpha(self) -> pd.Series:
         """Posterior means of the scale coefficients."""
         return self._summaries("alpha")["estimate"].rename("alpha")
+
+    @property
+    def delta(self) -> pd.Series:
+        """Posterior means of the coefficients of the sampling-variance model (``V_scale=``: V is
+        multiplied by ``exp(w_i' delta)``); empty without one."""
+        return self._summaries("delta")["estimate"].rename("delta")
 
     def component_values(self, family: str) -> pd.Series:
         """Posterior means of one family of components (``"sigma2"``, ``"tau2"``, ``"rho"``, ...)."""
