@@ -85,8 +85,9 @@ class MetaModel:
         additive row-level heterogeneity beside it (``tau^2 + phi v_i``), which is
         identified only when the sampling variances differ between rows (or V has
         covariances): with equal variances a SpecificationError is raised. The
-        coefficients are ``fit.delta`` (rows ``delta[...]`` of ``fit.table()``). ML and
-        REML only for now; see ``docs/coscale.md``.
+        coefficients are ``fit.delta`` (rows ``delta[...]`` of ``fit.table()``), and
+        ``delta`` in the posterior of ``sample()`` (default priors:
+        :mod:`bayesmeta.engines.bayes.priors`); see ``docs/coscale.md``.
     na_action : {"drop", "raise"}
         Drop rows with missing values (with a warning naming them) or raise.
     trusted : bool
@@ -266,14 +267,12 @@ class MetaModel:
                                      f"{method!r} has none.")
 
     def _require_bayes_support(self) -> None:
-        """Refuse, for now, models the Bayesian engine does not express (issue 17: ML/REML first)."""
+        """Refuse models the Bayesian engine does not express (issue 17: scale models of structured terms are
+        fitted by ML/REML first)."""
         if self.param.has_coscale:
             raise SpecificationError("scale: scale models of structured terms ('inner | outer') are fitted by ML/REML "
                                      "only for now (fit('REML') or fit('ML')); the Bayesian engine does not express "
                                      "them yet.")
-        if self.param.v_scale is not None:
-            raise SpecificationError("V_scale: the proportional sampling-variance model is fitted by ML/REML only for "
-                                     "now (fit('REML') or fit('ML')); the Bayesian engine does not express it yet.")
 
     def _priors(self, priors):
         """The resolved priors (imports the Bayesian engine's prior module, and so PyMC)."""

@@ -1,7 +1,7 @@
 """The Bayesian engine for scale models with V= blocks (issue 17, item 2): the posterior mode under flat
-priors is the ML (REML, with the restricted term) estimate, NUTS recovers simulated scale coefficients,
-and the proportional sampling-variance model (V_scale=) is refused with a clear error (ML/REML only).
-The graph's log-density against a dense density: tests/likelihood/test_coscale_blocks.py."""
+priors is the ML (REML, with the restricted term) estimate and NUTS recovers simulated scale coefficients.
+The graph's log-density against a dense density: tests/likelihood/test_coscale_blocks.py; the proportional
+sampling-variance model (V_scale=) in the Bayesian engine: tests/engines/bayes/test_v_scale_bayes.py."""
 
 from __future__ import annotations
 
@@ -59,11 +59,3 @@ def test_nuts_recovers_scale_coefficients_with_block_v():
     for name, truth in zip(["alpha[Intercept]", "alpha[z]"], alpha):
         assert table.loc[name, "ci_lb"] < truth < table.loc[name, "ci_ub"], (name, truth, table.loc[name])
     assert table.loc["beta[Intercept]", "ci_lb"] < 0.2 < table.loc["beta[Intercept]", "ci_ub"]
-
-
-def test_v_scale_is_refused_by_the_bayesian_engine():
-    model = bm.MetaModel("logrr ~ 1", data=bm.datasets.load("bcg"), vi="logrrvar", random=[], V_scale="~ 1")
-    for call in (lambda: model.sample(draws=10, tune=10, chains=1), lambda: model.fit("laplace"),
-                 lambda: model.build_pymc()):
-        with pytest.raises(bm.SpecificationError, match="V_scale: .* ML/REML only"):
-            call()
