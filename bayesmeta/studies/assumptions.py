@@ -57,7 +57,7 @@ class _CompiledOnce:
         options = dict(self.options)
         priors = options.pop("priors", None)
         loo = options.pop("loo", "row")
-        if (self.sampler != "nutpie" or loo != "row" or priors == "flat" or model.param.v_scale is not None
+        if (self.sampler != "nutpie" or loo != "row" or priors == "flat"
                 or not data_sampler.supports(model.design)):
             return model.sample(level=level, progressbar=False, sampler=self.sampler, loo=loo, priors=priors,
                                 **options)

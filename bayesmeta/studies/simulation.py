@@ -33,8 +33,8 @@ def simulate_data(model, params, n: int = 1, random_seed=None) -> pd.DataFrame:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise SpecificationError(f"n: expected a positive number of data sets, got {n!r}.")
     if model.param.v_scale is not None:
-        raise SpecificationError("simulate: not available yet for models with V_scale= (issue 17 increment: ML/REML "
-                                 "fits only).")
+        raise SpecificationError("simulate: not available yet for models with V_scale= (parameter values do not "
+                                 "include the sampling-variance coefficients delta yet).")
     beta, values = truth_arrays(model.design, model.param, parameter_values(params))
     G = [np.broadcast_to(g, (n,) + g.shape[1:]) for g in covariances_from_draws(model.param, values)]
     y = simulate_outcomes(model.design, np.broadcast_to(beta, (n, len(beta))), G, np.random.default_rng(random_seed))
