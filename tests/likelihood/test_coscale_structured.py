@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from coscale_cases import ALPHA, ZETA, dense_sigma, simulate
 from engine_tools import dense_profile_loglik
+from reference_tools import assert_close, load_fixture
 
 import bayesmeta as bm
 from bayesmeta.engines.mode.objective import Objective
@@ -77,6 +78,12 @@ def test_default_formulas_are_the_plain_structure(struct, scale):
     coscale = bm.MetaModel("yi ~ 0 + outcome", data=dat, V=blocks, random="~ outcome | trial", struct=struct,
                            scale={"outcome | trial": scale}).fit("REML")
     assert coscale.loglik == pytest.approx(plain.loglik, abs=1e-8)
+    # and metafor's rma.mv of the plain structure (struct="UN" is HCS with two outcomes)
+    ref = load_fixture("berkey")[struct.lower()]
+    assert_close(coscale.loglik, ref["loglik"], "loglik")
+    assert_close(coscale.coef.to_numpy(), ref["coef"], "coef")
+    assert_close(np.exp(coscale.alpha.to_numpy()), ref["tau2"], "tau2")
+    assert_close(np.tanh(coscale.zeta.to_numpy()), ref["rho"], "rho")
     np.testing.assert_allclose(coscale.coef, plain.coef, atol=1e-6)
     np.testing.assert_allclose(np.exp(coscale.alpha), plain.tau2.to_numpy()[:len(coscale.alpha)], rtol=1e-4)
     assert np.tanh(coscale.zeta.iloc[0]) == pytest.approx(float(plain.rho.iloc[0]), abs=1e-5)
