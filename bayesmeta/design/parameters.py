@@ -175,6 +175,14 @@ class Parameterization:
             pos += size
         return out
 
+    def coefficient_designs(self, part: str = "alpha") -> tuple:
+        """Per term, the ScaleDesign of its ``"alpha"`` (variance) or ``"zeta"`` (correlation) coefficients,
+        or None (for :func:`~bayesmeta.design.scale_models.select_level`)."""
+        designs = [None] * len(self.terms)
+        for k, d, _ in self.coefficient_blocks(part):
+            designs[k] = d
+        return tuple(designs)
+
     @property
     def n_alpha(self) -> int:
         return sum(d.r for _, d, _ in self.coefficient_blocks("alpha"))

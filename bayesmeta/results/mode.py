@@ -407,7 +407,7 @@ class ModeResult:
         1  0.0437  0.0174  0.1101   -3.1295  0.4710
         2  0.0701  0.0140  0.3502   -2.6580  0.8208
         """
-        designs = _block_designs(self.param, "alpha")
+        designs = self.param.coefficient_designs("alpha")
         k = select_level(designs, term)
         part = self.param.alpha_slice(k)
         W0, index, log_pred, log_se = _linear_prediction(designs[k], self.alpha.to_numpy()[part],
@@ -454,7 +454,7 @@ class ModeResult:
              pred   ci_lb   ci_ub  z_pred    z_se
         1  0.6088 -0.6363  0.9741   0.707  0.7444
         """
-        designs = _block_designs(self.param, "zeta")
+        designs = self.param.coefficient_designs("zeta")
         k = select_level(designs, term)
         part = self.param.coefficient_slice(k, "zeta")
         _, index, z_pred, z_se = _linear_prediction(designs[k], self.zeta.to_numpy()[part],
@@ -957,14 +957,6 @@ class ModeResult:
     def _repr_html_(self) -> str:
         """The summary as HTML tables, for notebooks."""
         return mode_html(self)
-
-
-def _block_designs(param: Parameterization, part: str) -> tuple:
-    """Per term, the ScaleDesign of its ``"alpha"`` or ``"zeta"`` coefficients, or None."""
-    designs = [None] * len(param.terms)
-    for k, d, _ in param.coefficient_blocks(part):
-        designs[k] = d
-    return tuple(designs)
 
 
 def _linear_prediction(design, coef: np.ndarray, vcov: np.ndarray, newdata: pd.DataFrame | None) -> tuple:
