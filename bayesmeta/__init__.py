@@ -40,6 +40,7 @@ from .plots.compare import compare_plot
 from .plots.forest import forest
 from .plots.funnel import funnel
 from .plots.profile import profile_plot
+from .plots.coscale import coscale_plot
 from .plots.variance import variance_plot
 from .prep.dependent_covariance import vcalc
 from .prep.effect_sizes import escalc
@@ -57,7 +58,7 @@ __all__ = ["MetaModel", "ModeResult", "BayesResult", "Prior", "datasets", "prior
            "dose_response", "DoseResponseModel", "location_scale",
            "escalc", "vcalc", "ClusterBlocks", "wide_to_long", "gl_covariance",
            "compare", "lincom", "lrt", "anova", "simulation_study", "sbc", "assumption_sensitivity", "prior_grid",
-           "forest", "funnel", "profile_plot", "compare_plot", "caterpillar", "variance_plot",
+           "forest", "funnel", "profile_plot", "compare_plot", "caterpillar", "variance_plot", "coscale_plot",
            "SpecificationError", "MissingDataWarning", "ConvergenceWarning", "BoundaryWarning", "DenseBlockWarning",
            "DriftWarning", "RobustTestWarning", "IdentificationWarning"]
 __version__ = "0.1.0"
