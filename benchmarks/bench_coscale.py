@@ -31,7 +31,7 @@ from bench_reml import r_available
 import bayesmeta as bm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from coscale_cases import simulate  # noqa: E402
+from coscale_cases import simulate
 
 #: (studies, bayesmeta repetitions, run metafor?)
 CASES = [(100, 10, True), (500, 5, False), (5_000, 3, False)]
