@@ -74,7 +74,12 @@ class MetaModel:
         constant within the groups of their level). See :mod:`bayesmeta.spec.scale_argument`.
         With ``V=`` blocks (or random terms that are not nested intercepts) the modelled
         levels must be random intercepts, e.g. ``V=blocks, scale="~ z"`` (drmTMB's
-        ``sigma ~ z`` with ``meta_V(V)``); see ``docs/coscale.md``.
+        ``sigma ~ z`` with ``meta_V(V)``); see ``docs/coscale.md``. A structured term
+        ``inner | outer`` takes ``{"tau": ..., "rho": ...}``: the log variance of every
+        (cluster, level) cell and Fisher's z of every cluster's correlation are linear in
+        moderators (multivariate location-coscale), e.g.
+        ``scale={"outcome | study": {"tau": "~ 0 + outcome + outcome:habitat", "rho": "~ habitat"}}``;
+        see ``docs/multivariate_coscale.md`` and :mod:`bayesmeta.design.coscale`.
     V_scale : str, optional
         A proportional (multiplicative) sampling-variance component: the known
         sampling covariance is scaled to ``D^1/2 V D^1/2`` with
