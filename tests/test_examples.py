@@ -28,6 +28,7 @@ EXPECTED = {
     "ishak.py": ["-25.9047", "NUTS"],
     "school.py": ["0.1847", "NUTS", "0.0222", "0.2072", "0.0163", "0.0628", "-0.4502"],
     "location_scale.py": ["0.4308", "DriftWarning", "Figure saved to"],
+    "coscale.py": ["31.5086", "0.7555", "QM(df = 1) = 6.7743", "Figure saved to"],
     "prior_sensitivity.py": ["HalfNormal(0.05)", "Figure saved to", "diagnosis", "mu=-2.49, sigma=1.52",
                              "0.3378", "-0.7452"],
 }

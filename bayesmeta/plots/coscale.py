@@ -97,7 +97,7 @@ def coscale_plot(*results, x: str, newdata: pd.DataFrame, term: str | None = Non
     if axes is None:  # side by side
         import matplotlib.pyplot as plt
 
-        axes = plt.subplots(1, count, figsize=(3.6 * count, 3.6), squeeze=False)[1][0]
+        axes = plt.subplots(1, count, figsize=(3.6 * count, 3.6), squeeze=False, layout="constrained")[1][0]
     panels = new_panels(axes, count, 3.6, 3.6)
     labels = names_of(results, names)
     values = newdata[x]
