@@ -16,8 +16,6 @@ Run: ``python benchmarks/bench_coscale.py``.
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from bench_reml import r_available
+from bench_reml import r_available, run_r_script
 
 import bayesmeta as bm
 
@@ -71,15 +69,6 @@ def time_fit(dat: pd.DataFrame, reps: int, scale=None) -> tuple[float, object, i
     return float(np.median(times)), result, len(caught)
 
 
-def time_metafor(dat: pd.DataFrame, workdir: Path) -> dict:
-    csv, script = workdir / "data.csv", workdir / "bench.R"
-    dat.to_csv(csv, index=False)
-    script.write_text(R_SCRIPT)
-    out = subprocess.run(["Rscript", str(script), str(csv), "1"], capture_output=True, text=True, check=True,
-                         timeout=R_TIMEOUT)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     with_r = r_available()
     if not with_r:
@@ -94,7 +83,7 @@ def main() -> None:
                        "warnings": n_warnings, "converged": result.converged, "metafor_s": np.nan,
                        "ratio": np.nan}
                 if model == "UN" and with_r and run_r:
-                    ref = time_metafor(dat, Path(tmp))
+                    ref = run_r_script(R_SCRIPT, dat, ["1"], Path(tmp), R_TIMEOUT)
                     row["metafor_s"], row["ratio"] = ref["seconds"], ref["seconds"] / seconds
                     if abs(ref["loglik"] - result.loglik) > 1e-4:
                         print(f"warning: {studies} studies: log-likelihood differs from metafor's "

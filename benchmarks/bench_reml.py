@@ -103,14 +103,19 @@ def r_available() -> bool:
     return probe.returncode == 0
 
 
-def time_metafor(dat: pd.DataFrame, reps: int, sparse: bool, workdir: Path) -> dict:
-    csv = workdir / "data.csv"
-    script = workdir / "bench.R"
+def run_r_script(source: str, dat: pd.DataFrame, args: list[str], workdir: Path, timeout: float | None = None) -> dict:
+    """Run an R script on ``dat`` (written as a CSV, its path the first argument) and read the JSON it
+    prints last."""
+    csv, script = workdir / "data.csv", workdir / "bench.R"
     dat.to_csv(csv, index=False)
-    script.write_text(R_SCRIPT)
-    out = subprocess.run(["Rscript", str(script), str(csv), str(reps), "TRUE" if sparse else "FALSE"],
-                         capture_output=True, text=True, check=True)
+    script.write_text(source)
+    out = subprocess.run(["Rscript", str(script), str(csv), *args], capture_output=True, text=True, check=True,
+                         timeout=timeout)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def time_metafor(dat: pd.DataFrame, reps: int, sparse: bool, workdir: Path) -> dict:
+    return run_r_script(R_SCRIPT, dat, [str(reps), "TRUE" if sparse else "FALSE"], workdir)
 
 
 def main() -> None:
