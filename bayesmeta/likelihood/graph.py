@@ -8,7 +8,10 @@ fixed effects ``beta`` are free, and the log-likelihood is returned per
 independent block, so that it can be summed for sampling and stored per block
 for model comparison (LOO at the level of clusters). The proportional
 sampling-variance model (``V_scale=``) scales each block's V to ``D^1/2 V D^1/2``
-with per-row factors ``exp(w_i' delta)`` (batched path only).
+with per-row factors ``exp(w_i' delta)``, and a structured term whose SDs and
+correlation have a scale model adds ``M o (s s') o R_pair`` with per-row SDs ``s``
+and ``R_pair[i, j]`` the correlation of row i's cluster at lag ``|l(i) - l(j)|``
+(as :func:`bayesmeta.likelihood.profiled.marginal_covariance`; batched path only).
 
 The optional restricted term ``1/2 p log 2pi + 1/2 log|X'X| - 1/2 log|X' Sigma^-1 X|``
 turns the full likelihood into REML's: its maximum over (beta, theta) is the
@@ -168,8 +171,20 @@ def _factor_and_solve(S, b, extra, m: int):
     return logdet, (z ** 2).sum(axis=1), solved
 
 
+def _coscale_term(batch, Z: np.ndarray, rows):
+    """A structured term with a scale model in one batch: ``M``'s factor ``sd_i sd_j R_pair[i, j]`` (B, m, m)
+    from ``rows = (sd_rows (n,), rho_rows (n,), correlation)``; padding rows get SD 0."""
+    sd_rows, rho_rows, correlation = rows
+    real = batch.rows >= 0
+    safe = np.where(real, batch.rows, 0)
+    level = np.argmax(Z, axis=2)
+    lag = np.abs(level[:, :, None] - level[:, None, :])  # constant
+    sd = pt.where(real, sd_rows[safe], 0.0)
+    return sd[:, :, None] * sd[:, None, :] * correlation.pair_pt(rho_rows[safe][:, :, None], lag)
+
+
 def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=None, data: SharedData | None = None,
-                  v_factors=None):
+                  v_factors=None, coscale=None):
     """Per-block log-likelihood (and X' Sigma^-1 X) over padded batches of blocks.
 
     ``variances`` (scale models): per term, None or the vector of its groups' variances,
@@ -177,10 +192,12 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=Non
     ``data``: the batches' outcomes and sampling covariances as shared variables.
     ``v_factors`` (``V_scale``): per row, the factor m_i of its sampling variance; each
     batch's V becomes ``V_ik sqrt(m_i m_k)`` (padding rows keep the factor 1).
+    ``coscale``: per term, None or ``(sd_rows, rho_rows, correlation)`` (see :func:`block_loglik`).
     """
     parts, ids = [], []
     A = 0.0
     per_group = variances or [None] * len(G)
+    per_row = coscale or [None] * len(G)
     for i, batch in enumerate(design.batches):
         y_batch, V_batch = data.batches[i] if data is not None and data.batches else (batch.y, batch.V)
         S = pt.as_tensor_variable(V_batch)
@@ -189,8 +206,10 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=Non
         if v_factors is not None:
             f = pt.where(real, pt.sqrt(v_factors)[safe], 1.0)  # (B, m), as profiled.by_row
             S = S * f[:, :, None] * f[:, None, :]
-        for Z, M, Gk, v, enc in zip(batch.Z, batch.M, G, per_group, design.encodings):
-            if v is not None:
+        for Z, M, Gk, v, rows, enc in zip(batch.Z, batch.M, G, per_group, per_row, design.encodings):
+            if rows is not None:
+                S = S + M * _coscale_term(batch, Z, rows)
+            elif v is not None:
                 S = S + M * (v[enc.codes[safe]] * real)[:, :, None]
             elif Z is None:
                 S = S + M * Gk[0, 0]
@@ -209,7 +228,7 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=Non
 
 
 def block_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None,
-                 data: SharedData | None = None, v_factors=None):
+                 data: SharedData | None = None, v_factors=None, coscale=None):
     """Log-likelihood of every independent block, ordered by block id.
 
     Parameters
@@ -231,6 +250,12 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False, varian
         ``m_i = exp(w_i' delta)``; the sampling covariance becomes ``D^1/2 V D^1/2``,
         ``D = diag(m)``. Batched designs only (models with ``V_scale`` never use the
         nested closed form).
+    coscale : list, optional
+        Scale models of structured terms: per term, None or ``(sd_rows, rho_rows, correlation)``,
+        the pytensor vectors (n,) of every row's SD (of its (cluster, level) cell) and correlation
+        (of its cluster) and the term's :class:`~bayesmeta.spec.structures.Correlation`; pairs of
+        rows in one cluster get ``sd_i sd_j correlation.pair(rho, |l(i) - l(j)|)`` (``G[k]`` is then
+        None). Batched designs only.
 
     Returns
     -------
@@ -238,14 +263,14 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False, varian
     restricted_term : pytensor scalar or None
     """
     if design.nested is not None:
-        if v_factors is not None:
-            raise ValueError("block_loglik: sampling-variance factors (V_scale) need the batched path, not the "
-                             "nested closed form.")
+        if v_factors is not None or any(c is not None for c in coscale or ()):
+            raise ValueError("block_loglik: sampling-variance factors (V_scale) and scale models of structured terms "
+                             "need the batched path, not the nested closed form.")
         if data is not None and data.outcome is not None:
             raise ValueError("block_loglik: a nested design's outcome is data only in the fused Op (total_loglik).")
         logp, ids, A = _nested_logp(design, beta, G, restricted, variances)
     elif design.batches:
-        logp, ids, A = _batched_logp(design, beta, G, restricted, variances, data, v_factors)
+        logp, ids, A = _batched_logp(design, beta, G, restricted, variances, data, v_factors, coscale)
     else:  # no random effects and no batches: cannot happen (batches are always built otherwise)
         raise ValueError("design has neither batches nor a nested closed form")
     order = np.argsort(ids)
@@ -257,7 +282,7 @@ def block_loglik(design: Design, beta, G: list, restricted: bool = False, varian
 
 
 def total_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None, term_variances=None,
-                 data: SharedData | None = None, v_factors=None):
+                 data: SharedData | None = None, v_factors=None, coscale=None):
     """The log-likelihood summed over blocks (plus the restricted term if asked).
 
     Nested designs without the restricted term use one fused Op with its own
@@ -276,13 +301,15 @@ def total_loglik(design: Design, beta, G: list, restricted: bool = False, varian
         restricted term of a nested design.
     v_factors : pytensor vector (n,), optional
         Per-row sampling-variance factors (``V_scale=``), as for :func:`block_loglik`.
+    coscale : list, optional
+        Per-row SDs and correlations of structured terms with scale models, as for :func:`block_loglik`.
     """
     outcome = data.outcome if data is not None else None
     if outcome is not None and restricted:
         raise ValueError("total_loglik: the outcome of a nested design can be data only without the restricted term.")
-    if design.nested is None or restricted or v_factors is not None:
+    if design.nested is None or restricted or v_factors is not None or any(c is not None for c in coscale or ()):
         logp, term = block_loglik(design, beta, G, restricted=restricted, variances=variances, data=data,
-                                  v_factors=v_factors)
+                                  v_factors=v_factors, coscale=coscale)
         return logp.sum() + (term if restricted else 0.0)
     if term_variances is not None and variances is None:
         return nested_loglik(design, beta, term_variances, outcome)

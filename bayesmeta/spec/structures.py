@@ -91,6 +91,12 @@ class Correlation:
         """d R[i, j] / d rho of :meth:`pair`."""
         return np.zeros(np.broadcast(rho, lag).shape)
 
+    def pair_pt(self, rho, lag: np.ndarray):
+        """:meth:`pair` as a PyTensor expression: ``rho`` a tensor, ``lag`` a constant integer array."""
+        import pytensor.tensor as pt
+
+        return pt.switch(lag == 0, 1.0, 0.0) + 0.0 * rho
+
     # unconstrained parameters: theta in R^n -> rho ------------------------
 
     def from_theta(self, theta: np.ndarray, q: int) -> np.ndarray:
@@ -156,6 +162,11 @@ class Exchangeable(_Single):
     def pair_derivative(self, rho, lag):
         return np.where(lag == 0, 0.0, 1.0) + 0.0 * rho
 
+    def pair_pt(self, rho, lag):
+        import pytensor.tensor as pt
+
+        return pt.switch(lag == 0, 1.0, rho)
+
 
 def _lags(q: int) -> np.ndarray:
     return np.abs(np.subtract.outer(np.arange(q), np.arange(q)))
@@ -184,6 +195,11 @@ class Autoregressive(_Single):
 
     def pair_derivative(self, rho, lag):
         return np.where(lag == 0, 0.0, lag * rho ** np.maximum(lag - 1, 0))
+
+    def pair_pt(self, rho, lag):
+        import pytensor.tensor as pt
+
+        return pt.switch(lag == 0, 1.0, pt.power(rho, np.maximum(lag, 1)))
 
 
 def cpc_to_correlation(z, q: int) -> np.ndarray:
@@ -249,6 +265,9 @@ class Unstructured(Correlation):
 
     def pair_derivative(self, rho, lag):
         return Exchangeable.pair_derivative(self, rho, lag)
+
+    def pair_pt(self, rho, lag):
+        return Exchangeable.pair_pt(self, rho, lag)
 
     def jacobian(self, rho, q):
         n = self.n_rho(q)
