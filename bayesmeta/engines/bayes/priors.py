@@ -21,8 +21,12 @@ Priors are :class:`pymc_extras.prior.Prior` objects. The ``priors`` argument of
 ``"delta"``
     a Prior for every coefficient of the proportional sampling-variance model
     (``V_scale=``: V scaled by ``exp(w_i' delta)``);
+``"zeta"``
+    a Prior for every coefficient of the correlation models of structured terms
+    (``scale={"outcome | study": {"rho": ...}}``: ``atanh(rho_j) = u_j' zeta``; the
+    coefficients of their SDs are scale coefficients, ``"alpha"``);
 ``"beta[name]"``, ``"sd[label]"``, ``"sigma[label]"``, ``"tau2[label]"``, ``"rho[label]"``, ``"alpha[name]"``,
-``"delta[name]"``
+``"delta[name]"``, ``"zeta[name]"``
     overrides for one parameter (names as in :meth:`PriorSet.table`).
 
 A prior of an SD or a variance must put all its mass on (0, inf): a distribution
@@ -54,12 +58,22 @@ Default rule (documented, data-scaled, weakly informative), with
   ``Normal(0, 2.5 / sd(w))`` for a non-constant column and
   ``Normal(0, 2.5 (1 + sum_j |mean(w_j)| / sd(w_j)))`` for a constant one, centred
   at a factor of 1 (the sampling variances as given); the factor of a row then
-  lies within e^-5 ~ 1/150 and e^5 ~ 150 at two prior SDs.
+  lies within e^-5 ~ 1/150 and e^5 ~ 150 at two prior SDs;
+* coefficients of the correlation models of structured terms (Fisher's z of each
+  cluster's correlation, moderators taken over the clusters): the same rule with
+  unit width, ``Normal(0, 1 / sd(u))`` for a non-constant column and
+  ``Normal(0, 1 + sum_j |mean(u_j)| / sd(u_j))`` for a constant one, centred at a
+  correlation of 0. Alpha's width 2.5 would be too wide on this scale: Normal(0, 2.5)
+  on z puts 44% of its mass on |rho| > 0.96 (a U-shaped prior on rho), while Normal(0, 1)
+  gives rho a density within a factor of two of the Uniform(-1, 1) prior of a plain
+  single correlation for |rho| < 0.99 (and about 95% of its mass on |rho| < 0.96); a change
+  of one SD of a moderator then moves z by up to 2 at two prior SDs. These keep
+  correlations that would drift to +-1 under ML/REML inside (-1, 1).
 
 ``priors="flat"`` gives flat priors in every free parameter's own coordinates
 (Flat fixed effects, HalfFlat SDs, uniform single correlations and uniform
-canonical partial correlations of UN matrices, Flat scale and sampling-variance
-coefficients): the
+canonical partial correlations of UN matrices, Flat scale, correlation-model and
+sampling-variance coefficients): the
 posterior mode is then the ML estimate (REML with the restricted term).
 """
 
@@ -78,6 +92,8 @@ from ...errors import SpecificationError
 DEFAULT_LKJ_ETA = 2.0
 #: Prior SD of a scale coefficient per unit SD of its moderator (log-variance scale).
 ALPHA_SCALE = 2.5
+#: Prior SD of a correlation-model coefficient per unit SD of its moderator (Fisher's z scale).
+ZETA_SCALE = 1.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +115,8 @@ class PriorSet:
     sd_scales: tuple = ()
     delta: tuple = ()
     delta_names: tuple = ()
+    zeta: tuple = ()
+    zeta_names: tuple = ()
 
     def scale_of_sd(self, i: int) -> str:
         """Whether the prior of the i-th free SD is on the SD or on the variance."""
@@ -112,6 +130,7 @@ class PriorSet:
         rows += [(f"rho[{n}]", str(p)) for n, p in zip(self.rho_names, self.rho)]
         rows += [(f"alpha[{n}]", str(p)) for n, p in zip(self.alpha_names, self.alpha)]
         rows += [(f"delta[{n}]", str(p)) for n, p in zip(self.delta_names, self.delta)]
+        rows += [(f"zeta[{n}]", str(p)) for n, p in zip(self.zeta_names, self.zeta)]
         if self.lkj_eta is not None:
             rows.append(("cor (UN)", "uniform CPCs (flat)" if self.flat else f"LKJ(eta={self.lkj_eta:g})"))
         return pd.DataFrame(rows, columns=["parameter", "prior"])
@@ -156,29 +175,36 @@ def _beta_scales(design: Design) -> list[float]:
     return [10 * sy / s if s > 0 else 10 * sy * (1 + spread) for s in sd]
 
 
-def _log_linear_priors(W: np.ndarray, log_centre: float) -> list:
-    """Default Normal priors of the coefficients of a log-linear model ``exp(W c)`` (see the module
-    docstring): ``Normal(0, 2.5 / sd(w))`` for a non-constant column, and for a constant column c a
-    prior centred at ``c * coefficient = log_centre``, wide enough for any intercept implied by
-    uncentred moderators."""
+def _linear_predictor_priors(W: np.ndarray, centre: float, scale: float = ALPHA_SCALE) -> list:
+    """Default Normal priors of the coefficients of a linear predictor ``W c`` (log variances, log
+    factors, Fisher's z; see the module docstring): ``Normal(0, scale / sd(w))`` for a non-constant
+    column, and for a constant column c a prior centred at ``c * coefficient = centre``, wide enough
+    (``scale (1 + sum_j |mean(w_j)| / sd(w_j))``) for any intercept implied by uncentred moderators."""
     spread = W.std(axis=0)
     varying = spread > 0
-    width = ALPHA_SCALE * (1 + np.sum(np.abs(W.mean(axis=0)[varying]) / spread[varying]))
-    centre = log_centre / np.where(varying, 1.0, W[0])
-    return [Prior("Normal", mu=0.0, sigma=round(ALPHA_SCALE / s, 6)) if s > 0
+    width = scale * (1 + np.sum(np.abs(W.mean(axis=0)[varying]) / spread[varying]))
+    centres = centre / np.where(varying, 1.0, W[0])
+    return [Prior("Normal", mu=0.0, sigma=round(scale / s, 6)) if s > 0
             else Prior("Normal", mu=round(float(m), 6), sigma=round(float(width), 6))
-            for s, m in zip(spread, centre)]
+            for s, m in zip(spread, centres)]
 
 
 def _alpha_priors(param: Parameterization, sy: float) -> list:
-    """Default Normal priors of the scale coefficients, centred at the variance ``s^2`` (see the module
-    docstring)."""
-    return [prior for sc in param.scale_models if sc is not None for prior in _log_linear_priors(sc.W, 2 * np.log(sy))]
+    """Default Normal priors of the scale coefficients (variance models of random intercepts and SD
+    models of structured terms), centred at the variance ``s^2`` (see the module docstring)."""
+    return [prior for _, design, _ in param.coefficient_blocks("alpha")
+            for prior in _linear_predictor_priors(design.W, 2 * np.log(sy))]
+
+
+def _zeta_priors(param: Parameterization) -> list:
+    """Default Normal priors of the coefficients of the correlation models, centred at a correlation of 0."""
+    return [prior for _, design, _ in param.coefficient_blocks("zeta")
+            for prior in _linear_predictor_priors(design.W, 0.0, ZETA_SCALE)]
 
 
 def _delta_priors(param: Parameterization) -> list:
     """Default Normal priors of the coefficients of the sampling-variance model, centred at a factor of 1."""
-    return [] if param.v_scale is None else _log_linear_priors(param.v_scale.W, 0.0)
+    return [] if param.v_scale is None else _linear_predictor_priors(param.v_scale.W, 0.0)
 
 
 #: Hyperparameters that must be positive (scales, rates, shapes, degrees of freedom).
@@ -245,6 +271,7 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
     beta_names = list(design.coef_names)
     alpha_names = param.alpha_names()
     delta_names = tuple(param.delta_names())
+    zeta_names = tuple(param.coefficient_names("zeta"))
     if priors is not None and not isinstance(priors, (dict, str)):
         raise SpecificationError(f"priors: expected a dict such as {{'sd': Prior('HalfNormal', sigma=1)}} or 'flat', "
                                  f"got {type(priors).__name__}.")
@@ -257,13 +284,14 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
                         tuple(beta_names), sd_names, tuple(rho_names), flat=True,
                         alpha=tuple(Prior("Flat") for _ in alpha_names), alpha_names=tuple(alpha_names),
                         sd_families=sd_families, delta=tuple(Prior("Flat") for _ in delta_names),
-                        delta_names=delta_names)
+                        delta_names=delta_names, zeta=tuple(Prior("Flat") for _ in zeta_names), zeta_names=zeta_names)
     sy = float(np.std(design.y)) or 1.0
     beta = {n: Prior("Normal", mu=0.0, sigma=round(s, 6)) for n, s in zip(beta_names, _beta_scales(design))}
     sd = {key: Prior("HalfNormal", sigma=round(s, 6)) for key, s in zip(sd_keys, _sd_scales(design, param, sy))}
     rho = {n: Prior("Uniform", lower=b, upper=1.0) for n, b in zip(rho_names, _rho_lower_bounds(param))}
     alpha = dict(zip(alpha_names, _alpha_priors(param, sy)))
     delta = dict(zip(delta_names, _delta_priors(param)))
+    zeta = dict(zip(zeta_names, _zeta_priors(param)))
     scales = {key: "sd" for key in sd}
     eta = DEFAULT_LKJ_ETA if un_names else None
     for key, value in dict(priors or {}).items():
@@ -278,12 +306,12 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
         group, _, name = key.partition("[")
         families = {name: {k: v for k, v in sd.items() if k[0] == family}
                     for family, sd_name in SD_NAMES.items() for name in (family, sd_name)}
-        coefficients = {"beta": beta, "rho": rho, "alpha": alpha, "delta": delta}
+        coefficients = {"beta": beta, "rho": rho, "alpha": alpha, "delta": delta, "zeta": zeta}
         targets = {"sd": sd, **coefficients, **families}.get(group)
         if targets is None:
             raise SpecificationError(
                 f"priors: unknown key {key!r}; use 'beta', 'sd' (or 'sigma', 'tau', 'gamma'), the variances "
-                "'sigma2', 'tau2', 'gamma2', 'rho', 'alpha', 'delta', 'lkj_eta' or e.g. 'sd[district]', "
+                "'sigma2', 'tau2', 'gamma2', 'rho', 'alpha', 'delta', 'zeta', 'lkj_eta' or e.g. 'sd[district]', "
                 "'tau2[row]'.")
         if not isinstance(value, Prior):
             raise SpecificationError(f"priors: {key!r} must be a pymc_extras.prior.Prior, got {type(value).__name__}.")
@@ -308,7 +336,8 @@ def resolve_priors(design: Design, param: Parameterization, priors=None) -> Prio
     return PriorSet(tuple(beta.values()), tuple(sd.values()), tuple(rho.values()), eta,
                     tuple(beta_names), sd_names, tuple(rho_names),
                     alpha=tuple(alpha.values()), alpha_names=tuple(alpha_names), sd_families=sd_families,
-                    sd_scales=tuple(scales.values()), delta=tuple(delta.values()), delta_names=delta_names)
+                    sd_scales=tuple(scales.values()), delta=tuple(delta.values()), delta_names=delta_names,
+                    zeta=tuple(zeta.values()), zeta_names=zeta_names)
 
 
 def _family_of(name: str) -> str:
