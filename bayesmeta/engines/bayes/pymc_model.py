@@ -18,14 +18,19 @@ the variance of every group of a level with a scale model is ``exp(W alpha)``.
 The proportional sampling-variance model (``V_scale=``) adds the coefficients
 ``delta`` (dim ``v_scale_term``): the sampling covariance is ``D^1/2 V D^1/2``,
 ``D = diag(exp(W delta))`` over the rows.
-NUTS works on the coefficients ``beta_std``, ``alpha_std`` and ``delta_std`` of the
-standardised moderators (``beta = T beta_std``, ``alpha = T alpha_std``,
-``delta = T delta_std``, as the ML/REML engine for alpha and delta), which removes
+A structured term whose SDs and correlation have a scale model (``scale={"outcome |
+study": {"tau": ..., "rho": ...}}``) has no SD or correlation variables: the SD of
+every (cluster, level) cell is ``exp(0.5 W alpha)`` (its coefficients are part of
+``alpha``), and the correlation of every cluster ``tanh(U zeta)``, with the
+coefficients ``zeta`` (dim ``cor_term``) of its correlation model.
+NUTS works on the coefficients ``beta_std``, ``alpha_std``, ``delta_std`` and
+``zeta_std`` of the standardised moderators (``beta = T beta_std``, ``alpha = T
+alpha_std``, ..., as the ML/REML engine for alpha, delta and zeta), which removes
 the strong correlation between an intercept and uncentred moderators (an uncentred
 moderator samples as fast as a centred one); independent Normal priors on the
 coefficients (the defaults) become the equivalent multivariate normal prior on the
 standardised coefficients, flat priors stay flat, and other priors are put on
-``beta``, ``alpha`` or ``delta`` directly.
+``beta``, ``alpha``, ``delta`` or ``zeta`` directly.
 Intercept-only models keep ``beta`` as their free variable.
 """
 
@@ -203,14 +208,47 @@ def _fixed_effects(design: Design, prior_set: PriorSet):
     return _standardised_coefficients("beta", prior_set.beta, T, prior_set.flat, "term")
 
 
+def _part_coefficients(param: Parameterization, part: str, priors: tuple, flat: bool, dim: str):
+    """The ``"alpha"`` or ``"zeta"`` coefficients (dim ``dim``) over the standardised moderators of
+    all their blocks (:meth:`Parameterization.coefficient_blocks`)."""
+    T = param.coefficient_transform(part)[:, param.coefficient_positions(part)]
+    return _standardised_coefficients(part, priors, T, flat, dim)
+
+
 def _scale_coefficients(param: Parameterization, prior_set: PriorSet):
     """The scale coefficients ``alpha`` (dim ``scale_term``), and per term the vector of its
-    groups' variances ``exp(W alpha)`` (None for terms without a scale model)."""
-    T = param.alpha_transform()[:, param.alpha_positions()]
-    alpha = _standardised_coefficients("alpha", prior_set.alpha, T, prior_set.flat, "scale_term")
-    variances = [None if sc is None else pt.exp(pt.dot(sc.W, alpha[param.alpha_slice(k)]))
-                 for k, sc in enumerate(param.scale_models)]
+    groups' variances ``exp(W alpha)`` (None for terms without a scale model of their groups'
+    variances: structured terms with a scale model get theirs from :func:`_coscale_rows`)."""
+    alpha = _part_coefficients(param, "alpha", prior_set.alpha, prior_set.flat, "scale_term")
+    variances = [None if param.scale_of(k) is None else
+                 pt.exp(pt.dot(param.scale_of(k).W, alpha[param.alpha_slice(k)])) for k in range(len(param.terms))]
     return alpha, variances
+
+
+def _coscale_rows(param: Parameterization, prior_set: PriorSet, alpha) -> list:
+    """Scale models of structured terms: the correlation coefficients ``zeta`` (dim ``cor_term``), and per
+    term None or ``(sd_rows, rho_rows, correlation)``: every row's SD ``exp(0.5 w_cell' alpha)`` of its
+    (cluster, level) cell, its cluster's correlation ``tanh(u_cluster' zeta)`` (0 for structures without
+    one) and the term's correlation family (as :func:`bayesmeta.likelihood.graph.block_loglik` takes them)."""
+    zeta = _part_coefficients(param, "zeta", prior_set.zeta, prior_set.flat, "cor_term") if param.n_zeta else None
+    out = []
+    for k, t in enumerate(param.terms):
+        cs = param.coscale_of(k)
+        if cs is None:
+            out.append(None)
+            continue
+        sd_rows = pt.exp(0.5 * pt.dot(cs.tau.W, alpha[param.alpha_slice(k)]))[cs.cell_of_row]
+        if cs.zeta is None:
+            rho_rows = pt.zeros(len(cs.cluster_of_row))
+        else:
+            rho_rows = pt.tanh(pt.dot(cs.zeta.W, zeta[param.coefficient_slice(k, "zeta")]))[cs.cluster_of_row]
+        out.append((sd_rows, rho_rows, t.structure.correlation))
+    return out
+
+
+def _modelled(param: Parameterization, k: int) -> bool:
+    """Whether term k's variances (and correlations) come from a scale model, not SD and correlation variables."""
+    return param.scale_of(k) is not None or param.coscale_of(k) is not None
 
 
 def _sampling_variance_factors(param: Parameterization, prior_set: PriorSet):
@@ -222,7 +260,8 @@ def _sampling_variance_factors(param: Parameterization, prior_set: PriorSet):
 
 
 def _standard_deviations(model: pm.Model, param: Parameterization, prior_set: PriorSet) -> list:
-    """The SD vector of every term (fixed entries as constants; None for a term with a scale model).
+    """The SD vector of every term (fixed entries as constants; None for a term with a scale model,
+    structured terms included).
 
     Each variance family gets one SD variable over its components: the free
     variable itself when all are free, else a deterministic over the free
@@ -249,7 +288,7 @@ def _standard_deviations(model: pm.Model, param: Parameterization, prior_set: Pr
         family_sd[family] = values
     out, start, parts = [], {f: 0 for f in family_sd}, {f: [] for f in family_sd}
     for k, (t, fs) in enumerate(zip(param.terms, param.fixed_sd)):
-        if param.scale_of(k) is not None:
+        if _modelled(param, k):
             out.append(None)
             continue
         sd = family_sd[t.family][start[t.family]:start[t.family] + t.n_sd]
@@ -266,7 +305,7 @@ def _standard_deviations(model: pm.Model, param: Parameterization, prior_set: Pr
 
 
 def _correlations(param: Parameterization, prior_set: PriorSet) -> list:
-    """The correlation vector of every term (fixed entries as constants)."""
+    """The correlation vector of every term (fixed entries as constants; empty for a term with a scale model)."""
     single = [t.rho_label(i) for t, fr in zip(param.terms, param.fixed_rho)
               if t.structure.correlation.prior == "uniform" for i in np.flatnonzero(np.isnan(fr))]
     free_single = None
@@ -276,7 +315,7 @@ def _correlations(param: Parameterization, prior_set: PriorSet) -> list:
     out, i_single = [], 0
     for k, (t, fr) in enumerate(zip(param.terms, param.fixed_rho)):
         free = np.flatnonzero(np.isnan(fr))
-        if param.scale_of(k) is not None or not len(free):
+        if _modelled(param, k) or not len(free):
             out.append(pt.as_tensor_variable(np.nan_to_num(fr)))
         elif t.structure.correlation.prior == "lkj":
             out.append(_lkj_correlations(f"cpc_{k}", t.q, prior_set))
@@ -324,9 +363,14 @@ def _build_model(design: Design, param: Parameterization, prior_set: PriorSet, r
         coords["scale_term"] = param.alpha_names()
     if param.v_scale is not None:
         coords["v_scale_term"] = param.delta_names()
+    if param.n_zeta:
+        coords["cor_term"] = param.coefficient_names("zeta")
     with pm.Model(coords=coords) as model:
         beta = _fixed_effects(design, prior_set)
-        variances = _scale_coefficients(param, prior_set)[1] if param.has_scale else None
+        variances, coscale = None, None
+        if param.has_scale:
+            alpha, variances = _scale_coefficients(param, prior_set)
+            coscale = _coscale_rows(param, prior_set, alpha) if param.has_coscale else None
         v_factors = _sampling_variance_factors(param, prior_set) if param.v_scale is not None else None
         sds = _standard_deviations(model, param, prior_set)
         rhos = _correlations(param, prior_set)
@@ -347,12 +391,13 @@ def _build_model(design: Design, param: Parameterization, prior_set: PriorSet, r
             pm.Deterministic(family, pt.concatenate(parts).copy(), dims=component_dim(family))
         if store_block_loglik:
             pm.Deterministic("block_loglik", block_loglik(design, beta, G, variances=variances, data=data,
-                                                          v_factors=v_factors)[0], dims="block")
+                                                          v_factors=v_factors, coscale=coscale)[0], dims="block")
         # nested intercepts only, each with one free SD: the likelihood takes the variances directly (fewer nodes)
         simple = (variances is None and v_factors is None and len(param.terms) > 0
                   and all(t.q == 1 for t in param.terms)
                   and not np.any(~np.isnan(np.concatenate(param.fixed_sd))))
         term_variances = pt.concatenate([sd ** 2 for sd in sds]) if simple else None
         pm.Potential("loglik", total_loglik(design, beta, G, restricted=restricted, variances=variances,
-                                            term_variances=term_variances, data=data, v_factors=v_factors))
+                                            term_variances=term_variances, data=data, v_factors=v_factors,
+                                            coscale=coscale))
     return model
