@@ -26,39 +26,16 @@ def _normal_precisions(priors) -> np.ndarray:
                      and np.isscalar(p.parameters.get("sigma")) else 0.0 for p in priors])
 
 
-class _NormalPriorOnDelta:
-    """An ML/REML :class:`~bayesmeta.engines.mode.objective.Objective` whose gradient adds that of
-    the negative log density of independent Normal priors on ``delta`` (``V_scale=``), so that the
-    Hessian :func:`~bayesmeta.engines.mode.scale_covariance.coefficient_inference` takes from it holds
-    their curvature (``T' diag(1 / sigma^2) T`` in theta, ``delta = T theta``); everything else is
-    the objective's."""
-
-    def __init__(self, objective: Objective, priors):
-        self._objective = objective
-        self._precision = _normal_precisions(priors)
-        self._mu = np.array([p.parameters["mu"] if w > 0 else 0.0 for p, w in zip(priors, self._precision)],
-                            dtype=float)
-
-    def __getattr__(self, name):
-        return getattr(self._objective, name)
-
-    def gradient(self, theta: np.ndarray) -> np.ndarray:
-        param = self._objective.param
-        grad = np.array(self._objective.gradient(theta), dtype=float)
-        shift = self._precision * (param.delta(theta) - self._mu)
-        grad[param.delta_positions()] += param.v_scale.transform.T @ shift
-        return grad
-
-
 def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, restricted: bool):
     """Posterior mode (MAP) of the graph, as a :class:`~bayesmeta.engines.mode.optimize.ModeEstimate`.
 
     The fixed effects' covariance is the inverse of the posterior precision of
     beta given the variance components (X' Sigma^-1 X plus the precision of Normal
     priors); the log-likelihood reported is that of the graph's likelihood
-    (restricted if ``restricted``) at the mode. Scale coefficients (``alpha``) and the
-    coefficients of the sampling-variance model (``delta``) get the inverse of the
-    likelihood's Hessian plus the precision of their Normal priors.
+    (restricted if ``restricted``) at the mode. Scale coefficients (``alpha``), the
+    coefficients of the sampling-variance model (``delta``) and those of the correlation
+    models of structured terms (``zeta``) get the inverse of the likelihood's Hessian plus
+    the precision of their Normal priors.
     """
     model = build_model(design, param, prior_set, restricted=restricted)
     # start the fixed effects at their weighted least-squares fit, not at 0: an outcome far from zero
@@ -68,10 +45,10 @@ def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, rest
                              options=MODE_OPTIONS)
     natural = [(sd[0], rho[0]) for sd, rho in
                natural_from_draws(param, {k: np.atleast_1d(v)[None] for k, v in point.items()})]
-    alpha = np.atleast_1d(point["alpha"]) if param.has_scale else None
-    delta = np.atleast_1d(point["delta"]) if param.v_scale is not None else None
-    with np.errstate(divide="ignore"):
-        theta = param.theta_from_natural(natural, alpha, delta)  # an SD of exactly 0 maps to -inf, as in ML/REML
+    alpha, delta, zeta = (np.atleast_1d(point[name]) if present else None for name, present in
+                          (("alpha", param.has_scale), ("delta", param.v_scale is not None), ("zeta", param.n_zeta)))
+    with np.errstate(divide="ignore"):  # an SD of exactly 0 maps to -inf, as in ML/REML
+        theta = param.theta_from_natural(natural, alpha, delta, zeta)
     objective = Objective(design, param, restricted)
     profiled = objective.evaluate(theta)
     beta = np.atleast_1d(point["beta"])
@@ -82,15 +59,14 @@ def find_mode(design: Design, param: Parameterization, prior_set: PriorSet, rest
     zero = [np.zeros((t.q, t.q)) for t in param.terms]
     fe = evaluate(design, zero, reml=False)
     gradient_norm = float(np.max(np.abs(raw.jac))) if getattr(raw, "jac", None) is not None else np.nan
-    alpha_vcov, delta_vcov, drift = None, None, ()
+    alpha_vcov, delta_vcov, drift, zeta_vcov = None, None, (), None
     if param.has_scale or param.v_scale is not None:
-        curvature = objective if param.v_scale is None else _NormalPriorOnDelta(objective, prior_set.delta)
-        inference = coefficient_inference(curvature, theta, _normal_precisions(prior_set.alpha))
-        alpha_vcov, delta_vcov, drift = inference[:3]
+        precisions = {part: _normal_precisions(getattr(prior_set, part)) for part in ("alpha", "delta", "zeta")}
+        alpha_vcov, delta_vcov, drift, zeta_vcov = coefficient_inference(objective, theta, precisions)
     return ModeEstimate("MAP", theta, natural, Evaluation(loglik, profiled.quad, beta, vcov, None),
                         bool(raw.success or gradient_norm < 1e-4), str(raw.message), int(getattr(raw, "nit", 0)),
                         gradient_norm, fe.quad, fe.beta, alpha_vcov if param.has_scale else None, drift,
-                        delta_vcov)
+                        delta_vcov, zeta_vcov)
 
 
 def laplace(design: Design, param: Parameterization, prior_set: PriorSet, draws: int, random_seed,

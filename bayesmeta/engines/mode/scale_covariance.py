@@ -25,18 +25,24 @@ def scale_inference(objective: Objective, theta: np.ndarray,
     log-likelihood over every free variance parameter off its boundary, mapped to
     the scale coefficients; along drift directions the likelihood is flat, so the
     covariance is that of the projection orthogonal to them
-    (:func:`bayesmeta.engines.mode.curvature.covariance`). ``prior_precision`` (per scale
-    coefficient) adds the curvature of independent Normal priors (posterior modes).
+    (:func:`bayesmeta.engines.mode.curvature.covariance`). ``prior_precision`` adds the curvature
+    of independent Normal priors (posterior modes; see :func:`coefficient_inference`).
     """
     alpha_vcov, _, drift, _ = coefficient_inference(objective, theta, prior_precision)
     return alpha_vcov, drift
 
 
 def coefficient_inference(objective: Objective, theta: np.ndarray,
-                          prior_precision: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, tuple, np.ndarray]:
+                          prior_precision: np.ndarray | dict | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, tuple, np.ndarray]:
     """As :func:`scale_inference`, with the covariances of the sampling-variance coefficients delta
     (``V_scale=``) and of the correlation coefficients zeta (scale models of structured terms) from the same
-    Hessian: ``(alpha_vcov, delta_vcov, drift, zeta_vcov)``."""
+    Hessian: ``(alpha_vcov, delta_vcov, drift, zeta_vcov)``.
+
+    ``prior_precision`` adds the curvature of independent Normal priors on the coefficients (posterior
+    modes): an array, per scale coefficient alpha, or a dict with any of the keys ``"alpha"``, ``"delta"``
+    and ``"zeta"``, per coefficient of that part (the precisions ``1 / sigma^2``; 0 for no prior curvature).
+    """
     param = objective.param
     drift = find_drift(param, finite(theta), objective.loglik, float(np.median(objective.design.V.diagonal())))
     n_alpha, n_delta = param.n_alpha, param.n_delta
@@ -55,14 +61,19 @@ def coefficient_inference(objective: Objective, theta: np.ndarray,
         to_reported[np.ix_(d, d)] = param.v_scale.transform
     to_reported = to_reported[np.ix_(idx, idx)]
     flat = np.zeros((len(idx), len(drift)))
-    rows = {"alpha": where[:n_alpha], "zeta": where[n_alpha + n_delta:]}
+    rows = {"alpha": where[:n_alpha], "delta": where[n_alpha:n_alpha + n_delta], "zeta": where[n_alpha + n_delta:]}
     for j, dr in enumerate(drift):
         flat[rows[dr.part], j] = dr.direction
     H = hessian(objective.gradient, finite(theta), idx)
     extra = None
     if prior_precision is not None:
+        parts = prior_precision if isinstance(prior_precision, dict) else {"alpha": prior_precision}
+        unknown = set(parts) - {"alpha", "delta", "zeta"}
+        if unknown:
+            raise ValueError(f"coefficient_inference: prior precisions of unknown parts {sorted(unknown)}.")
         extra = np.zeros((len(idx), len(idx)))
-        extra[where[:n_alpha], where[:n_alpha]] = prior_precision
+        for part, precision in parts.items():
+            extra[rows[part], rows[part]] = precision
     vcov = covariance(H, to_reported, flat, extra)[np.ix_(where, where)]
     a, d = slice(0, n_alpha), slice(n_alpha, n_alpha + n_delta)
     z = slice(n_alpha + n_delta, len(positions))
