@@ -21,14 +21,23 @@ With a proportional sampling-variance model (``V_scale=``) the sampling
 covariance of a draw is ``D^1/2 V D^1/2`` with per-row factors ``D = diag(m)``
 (``v_factors``, one row of factors per draw; block designs only).
 
+A structured term whose SDs and correlation have a scale model gives, per draw,
+the SD of every (cluster, level) cell and the correlation of every cluster
+(:class:`CoscaleDraws`): cluster j's effects have covariance ``G_j = D_j R_j D_j``
+over the levels it has. The effects of levels a cluster lacks have no SD (their
+cell has no moderators): they are NaN, and contribute nothing to :func:`random_part`.
+
 Everything here is plain numpy on a :class:`~bayesmeta.design.build.Design`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..design.build import Design
+from ..design.coscale import CoscaleDesign
 from ..design.sampling_covariance import BlockDiagonal
 
 #: Matrix entries (draws x block entries) handled at once.
@@ -43,6 +52,62 @@ def psd_sqrt(G: np.ndarray) -> np.ndarray:
     """
     values, vectors = np.linalg.eigh(G)
     return vectors * np.sqrt(np.clip(values, 0.0, None))[..., None, :]
+
+
+@dataclass(frozen=True)
+class CoscaleDraws:
+    """A structured term with a scale model of its SDs and correlation, at S parameter draws.
+
+    Attributes
+    ----------
+    sd_cells : numpy.ndarray (S, n_cells)
+        The SD ``exp(0.5 w_cell' alpha)`` of every (cluster, level) cell.
+    rho_clusters : numpy.ndarray (S, n_clusters)
+        The correlation ``tanh(u_j' zeta)`` of every cluster (0 without a correlation model).
+    design : CoscaleDesign
+        Cells, clusters and levels of the rows, and the structure.
+    """
+
+    sd_cells: np.ndarray
+    rho_clusters: np.ndarray
+    design: CoscaleDesign
+
+    def __len__(self) -> int:
+        return len(self.sd_cells)
+
+    def __getitem__(self, draws: slice) -> CoscaleDraws:
+        """The draws ``draws`` (a slice)."""
+        return CoscaleDraws(self.sd_cells[draws], self.rho_clusters[draws], self.design)
+
+    def pairs(self, batch) -> np.ndarray:
+        """``sd_i sd_j R_pair[i, j]`` of every pair of the batch's entries, (S, B, m, m): the term's
+        contribution to Sigma where M marks pairs of one cluster (padding rows get SD 0)."""
+        d = self.design
+        real = batch.rows >= 0
+        safe = np.where(real, batch.rows, 0)
+        sd = np.where(real, self.sd_cells[:, d.cell_of_row[safe]], 0.0)
+        level = d.level_of_row[safe]
+        lag = np.abs(level[:, :, None] - level[:, None, :])
+        rho = self.rho_clusters[:, d.cluster_of_row[safe]][..., None]
+        return sd[..., :, None] * sd[..., None, :] * d.structure.correlation.pair(rho, lag)
+
+    def cluster_covariances(self, q: int) -> np.ndarray:
+        """``G_j = D_j R_j D_j`` of every draw and cluster, (S, n_clusters, q, q); the SD of a level
+        the cluster lacks is 0 (see :meth:`present`)."""
+        d = self.design
+        n_draws, n_clusters = self.rho_clusters.shape
+        sd = np.zeros((n_draws, n_clusters, q))
+        sd[:, d.cluster_of_row, d.level_of_row] = self.sd_cells[:, d.cell_of_row]
+        lag = np.abs(np.subtract.outer(np.arange(q), np.arange(q)))
+        R = d.structure.correlation.pair(self.rho_clusters[:, :, None, None], lag)
+        return sd[..., :, None] * sd[..., None, :] * R
+
+    def present(self, q: int) -> np.ndarray:
+        """Mask (n_clusters, q) of the levels every cluster has."""
+        d = self.design
+        mask = np.zeros((self.rho_clusters.shape[1], q), bool)
+        mask[d.cluster_of_row, d.level_of_row] = True
+        return mask
 
 
 def sd_factors(batch, v_factors: np.ndarray) -> np.ndarray:
@@ -63,7 +128,8 @@ def draw_random_effects(design: Design, beta: np.ndarray, G: list[np.ndarray],
         Fixed effects of S draws.
     G : list of numpy.ndarray (S, q_k, q_k)
         Random-effect covariance of every covariance term, per draw; (S, n_groups)
-        group variances for a term with a scale model.
+        group variances for a term with a scale model, a :class:`CoscaleDraws` for a
+        structured term with one (block designs).
     rng : numpy.random.Generator
     v_factors : numpy.ndarray (S, n), optional
         Per draw and row, the factor of its sampling variance (``V_scale=``; block designs).
@@ -71,7 +137,8 @@ def draw_random_effects(design: Design, beta: np.ndarray, G: list[np.ndarray],
     Returns
     -------
     list of numpy.ndarray (S, n_groups_k, q_k)
-        Per covariance term, the effects of its groups (indexed by group code).
+        Per covariance term, the effects of its groups (indexed by group code); NaN for the
+        levels a cluster lacks under a scale model of a structured term.
     """
     n_draws = beta.shape[0]
     if design.nested is not None and v_factors is not None:
@@ -88,22 +155,34 @@ def draw_random_effects(design: Design, beta: np.ndarray, G: list[np.ndarray],
     return [np.concatenate([part[k] for part in parts]) for k in range(len(design.encodings))]
 
 
-def draw_prior_effects(design: Design, G: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+def _group_covariances(g, q: int):
+    """Per draw, the covariance of every group's effects, (S, n_groups, q, q), for a :class:`CoscaleDraws`;
+    ``g`` itself (one matrix per draw, or per-group variances) otherwise."""
+    return g.cluster_covariances(q) if isinstance(g, CoscaleDraws) else g
+
+
+def draw_prior_effects(design: Design, G: list, rng: np.random.Generator) -> list[np.ndarray]:
     """Draws of ``u_k ~ N(0, G_k)`` for every group of every term, (S, n_groups_k, q_k).
 
-    A term with a scale model gives its groups' variances, (S, n_groups), instead of G_k.
+    A term with a scale model gives its groups' variances, (S, n_groups), instead of G_k, a
+    structured term with one a :class:`CoscaleDraws` (effects of levels a cluster lacks are 0 here).
     """
     out = []
     for g, enc in zip(G, design.encodings):
         z = rng.standard_normal((len(g), enc.term.n_groups, enc.term.q))
-        out.append(np.sqrt(g)[:, :, None] * z if g.ndim == 2 else np.einsum("sij,sgj->sgi", psd_sqrt(g), z))
+        g = _group_covariances(g, enc.term.q)
+        if g.ndim == 2:
+            out.append(np.sqrt(g)[:, :, None] * z)
+        else:
+            out.append(np.einsum(f"s{'g' if g.ndim == 4 else ''}ij,sgj->sgi", psd_sqrt(g), z))
     return out
 
 
 def random_part(design: Design, effects: list[np.ndarray]) -> np.ndarray:
-    """``sum_k Z_k u_k`` for every row and draw, (S, n)."""
+    """``sum_k Z_k u_k`` for every row and draw, (S, n); undefined (NaN) effects count as 0."""
     total = 0.0
     for enc, u in zip(design.encodings, effects):
+        u = np.where(np.isnan(u), 0.0, u)
         if enc.Z is None:
             total = total + u[:, enc.codes, 0]
         else:
@@ -203,7 +282,10 @@ class _BlockSampler:
                 S = batch.V * f[..., :, None] * f[..., None, :]
             r = batch.y - np.einsum("bmp,sp->sbm", batch.X, beta) - e0
             for Z, M, g, u0, c in zip(batch.Z, batch.M, G, prior, codes):
-                if Z is None:
+                if isinstance(g, CoscaleDraws):
+                    r -= np.einsum("bmj,sbmj->sbm", Z, u0[:, c, :])
+                    S += M * g.pairs(batch)
+                elif Z is None:
                     r -= np.where(real, u0[:, c, 0], 0.0)
                     # a scale model gives its groups' variances (S, n_groups)
                     S += M * (np.where(real, g[:, c], 0.0)[..., None] if g.ndim == 2
@@ -217,15 +299,22 @@ class _BlockSampler:
                 q = weighted.shape[-1]
                 flat = np.moveaxis(weighted.reshape(n_draws, B * m, q), 1, 0).reshape(B * m, n_draws * q)
                 pulled[k] += np.moveaxis((to_groups @ flat).reshape(-1, n_draws, q), 1, 0)
-        return [u0 + (z * g[..., None] if g.ndim == 2 else np.einsum("sgi,sij->sgj", z, g))
-                for u0, z, g in zip(prior, pulled, G)]
+        out = []
+        for enc, u0, z, g in zip(design.encodings, prior, pulled, G):
+            if isinstance(g, CoscaleDraws):  # G_j Z_j' w per cluster; levels it lacks have no effect
+                u = u0 + np.einsum("sgi,sgij->sgj", z, g.cluster_covariances(enc.term.q))
+                out.append(np.where(g.present(enc.term.q), u, np.nan))
+            else:
+                out.append(u0 + (z * g[..., None] if g.ndim == 2 else np.einsum("sgi,sij->sgj", z, g)))
+        return out
 
 
 def simulate_outcomes(design: Design, beta: np.ndarray, G: list[np.ndarray], rng: np.random.Generator,
                       v_factors: np.ndarray | None = None) -> np.ndarray:
     """New outcomes ``X beta + Z u + e`` with ``u ~ N(0, G)`` and ``e ~ N(0, V)``, (S, n).
 
-    ``beta`` is (S, p) and ``G`` as for :func:`draw_prior_effects` (one draw per row of beta);
+    ``beta`` is (S, p) and ``G`` as for :func:`draw_prior_effects` (one draw per row of beta; a structured
+    term with a scale model gives each row the effect of its own cell);
     ``v_factors`` (S, n) scales V as for :func:`draw_sampling_errors`.
     """
     effects = draw_prior_effects(design, G, rng)

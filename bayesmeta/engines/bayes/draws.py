@@ -2,10 +2,13 @@
 
 The Bayesian graph stores, per draw, the variance components under metafor's
 names (``sigma2``, ``tau2``, ``rho``, ``gamma2``, ``phi``), the scale
-coefficients ``alpha`` and the coefficients ``delta`` of the sampling-variance
-model; everything computed from draws afterwards (random effects, row
-log-likelihoods, predictions, posterior predictive) starts from the per-term
-covariance matrices and the per-row sampling-variance factors built here. NumPy only.
+coefficients ``alpha``, the coefficients ``zeta`` of the correlation models of
+structured terms and the coefficients ``delta`` of the sampling-variance model;
+everything computed from draws afterwards (random effects, row log-likelihoods,
+predictions, posterior predictive) starts from the per-term covariances (per
+group variances of a scale model, cell SDs and cluster correlations of a scale
+model of a structured term) and the per-row sampling-variance factors built here.
+NumPy only.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...design.parameters import FAMILIES, Parameterization
+from ..random_effects import CoscaleDraws
 
 
 def natural_from_draws(param: Parameterization, values: dict) -> list:
@@ -25,7 +29,7 @@ def natural_from_draws(param: Parameterization, values: dict) -> list:
     natural = []
     n_draws = len(next(iter(values.values()))) if values else 0
     for k, t in enumerate(param.terms):
-        if param.scale_of(k) is not None:  # no SD: the variances come from alpha
+        if param.scale_of(k) is not None or param.coscale_of(k) is not None:  # no SD: from alpha (and zeta)
             natural.append((np.zeros((n_draws, 0)), np.zeros((n_draws, 0))))
             continue
         family = values[t.family]
@@ -40,14 +44,21 @@ def natural_from_draws(param: Parameterization, values: dict) -> list:
     return natural
 
 
-def covariances_from_draws(param: Parameterization, values: dict) -> list[np.ndarray]:
+def covariances_from_draws(param: Parameterization, values: dict) -> list:
     """Per term, the random-effect covariance of every draw, (S, q, q); for a term with a
     scale model, the variance of each of its groups in every draw, (S, n_groups), from
-    ``values["alpha"]`` (S, n_alpha)."""
+    ``values["alpha"]`` (S, n_alpha); for a structured term with a scale model, its
+    :class:`~bayesmeta.engines.random_effects.CoscaleDraws` (cell SDs from ``alpha``, cluster
+    correlations from ``values["zeta"]``)."""
     out = []
     for k, (t, (sd, rho)) in enumerate(zip(param.terms, natural_from_draws(param, values))):
-        sc = param.scale_of(k)
-        if sc is not None:
+        sc, cs = param.scale_of(k), param.coscale_of(k)
+        if cs is not None:
+            sd_cells = np.exp(0.5 * values["alpha"][:, param.alpha_slice(k)] @ cs.tau.W.T)
+            rho = (np.zeros((len(sd_cells), t.n_groups)) if cs.zeta is None
+                   else np.tanh(values["zeta"][:, param.coefficient_slice(k, "zeta")] @ cs.zeta.W.T))
+            out.append(CoscaleDraws(sd_cells, rho, cs))
+        elif sc is not None:
             out.append(np.exp(values["alpha"][:, param.alpha_slice(k)] @ sc.W.T))
         else:
             out.append(t.structure.covariances(sd, rho, t.q))
@@ -83,10 +94,13 @@ def v_factor_draws(param: Parameterization, posterior) -> np.ndarray | None:
     return np.exp(_stacked(posterior, "delta") @ param.v_scale.W.T)
 
 
-def parameter_draws(param: Parameterization, posterior) -> tuple[np.ndarray, list[np.ndarray]]:
+def parameter_draws(param: Parameterization, posterior) -> tuple[np.ndarray, list]:
     """Fixed effects (S, p) and per-term covariances (S, q, q) of every draw, chains stacked
-    (for a term with a scale model, the variances of its groups, (S, n_groups))."""
+    (for a term with a scale model, the variances of its groups, (S, n_groups); for a structured
+    term with one, its :class:`~bayesmeta.engines.random_effects.CoscaleDraws`)."""
     families = {f for t in param.terms for f in (t.family, FAMILIES.get(t.family)) if f and f in posterior}
     if param.has_scale:
         families.add("alpha")
+    if param.n_zeta:
+        families.add("zeta")
     return _stacked(posterior, "beta"), covariances_from_draws(param, {f: _stacked(posterior, f) for f in families})

@@ -13,7 +13,8 @@ its precision ``P = Sigma^-1`` and the residual ``r = y - X beta``,
 so ``log p(y_i | y_-i) = (log P_ii - log 2 pi - g_i^2 / P_ii) / 2``. Rows of other
 blocks are independent, so only the block is needed. With a proportional
 sampling-variance model (``V_scale=``) the block's V is ``D^1/2 V D^1/2`` with the
-draw's per-row factors. NumPy only, batched over blocks of equal padded size and
+draw's per-row factors; a structured term with a scale model adds
+``sd_i sd_j R_pair[i, j]`` at the draw's cell SDs and cluster correlations. NumPy only, batched over blocks of equal padded size and
 over chunks of draws.
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from ...design.blocks import build_batches
 from ...design.build import Design
-from ..random_effects import sd_factors
+from ..random_effects import CoscaleDraws, sd_factors
 
 #: Matrix entries (draws x blocks x m x m) handled at once.
 CHUNK_ENTRIES = 2_000_000
@@ -33,8 +34,8 @@ def _covariances(batch, G: list[np.ndarray], codes: list[np.ndarray], n_draws: i
                  v_factors: np.ndarray | None = None) -> np.ndarray:
     """Sigma of every draw and block of the batch, (S, B, m, m).
 
-    ``G[k]`` is (S, q, q), or (S, n_groups) for a term whose group variances come from a
-    scale model; ``codes[k]`` the group of every entry of the batch (B, m); ``v_factors``
+    ``G[k]`` is (S, q, q), (S, n_groups) for a term whose group variances come from a
+    scale model, or a :class:`~bayesmeta.engines.random_effects.CoscaleDraws`; ``codes[k]`` the group of every entry of the batch (B, m); ``v_factors``
     (S, n) the per-row factors of the sampling variances (``V_scale=``).
     """
     if v_factors is None:
@@ -43,7 +44,9 @@ def _covariances(batch, G: list[np.ndarray], codes: list[np.ndarray], n_draws: i
         f = sd_factors(batch, v_factors)
         sigma = batch.V * f[..., :, None] * f[..., None, :]
     for Z, M, Gk, code in zip(batch.Z, batch.M, G, codes):
-        if Gk.ndim == 2:  # per-group variances: pairs in one group share their group's variance
+        if isinstance(Gk, CoscaleDraws):
+            sigma += M * Gk.pairs(batch)
+        elif Gk.ndim == 2:  # per-group variances: pairs in one group share their group's variance
             sigma += M * Gk[:, code][..., None]
         elif Z is None:
             sigma += M * Gk[:, 0, 0][:, None, None, None]
@@ -61,8 +64,9 @@ def row_log_likelihood(design: Design, beta: np.ndarray, G: list[np.ndarray],
     design : Design
     beta : numpy.ndarray (S, p)
         Fixed effects of S draws.
-    G : list of numpy.ndarray
-        Per covariance term, (S, q, q) covariances, or (S, n_groups) group variances
+    G : list
+        Per covariance term, (S, q, q) covariances, (S, n_groups) group variances or a
+        :class:`~bayesmeta.engines.random_effects.CoscaleDraws`
         (as :func:`bayesmeta.engines.bayes.draws.parameter_draws` returns them).
     v_factors : numpy.ndarray (S, n), optional
         Per draw and row, the factor of its sampling variance (``V_scale=``, as
