@@ -4,10 +4,12 @@
 holds ``beta`` (dim ``term``), the SDs ``sigma``/``tau``/``gamma`` beside the
 variances ``sigma2``/``tau2``/``gamma2`` and the correlations ``rho``/``phi``
 (labelled as in :class:`~bayesmeta.results.mode.ModeResult`), ``alpha`` (dim
-``scale_term``) for location-scale models, ``delta`` (dim ``v_scale_term``) for a
-proportional sampling-variance model (``V_scale=``), and the random effects
-``u_*``. It reports them with the same contract as ModeResult: ``coef``, ``se``,
-``ci``, ``sigma2``, ``tau2``, ``rho``, ``alpha``, ``delta`` (posterior means, SDs
+``scale_term``) for location-scale models (and the SD models of structured terms),
+``zeta`` (dim ``cor_term``) for the correlation models of structured terms,
+``delta`` (dim ``v_scale_term``) for a proportional sampling-variance model
+(``V_scale=``), and the random effects ``u_*``. It reports them with the same
+contract as ModeResult: ``coef``, ``se``, ``ci``, ``sigma2``, ``tau2``, ``rho``,
+``alpha``, ``zeta``, ``delta`` (posterior means, SDs
 and equal-tailed intervals) and ``table()``. Problems of the sampler (divergences, R-hat above
 1.01, effective sample sizes below 400, low E-BFMI) are computed once, raised as
 :class:`~bayesmeta.errors.ConvergenceWarning` and shown in :meth:`BayesResult.summary`.
@@ -44,9 +46,9 @@ MAX_RHAT = 1.01
 MIN_ESS = 400
 MIN_BFMI = 0.3
 #: Posterior variables reported in the table (those present).
-REPORTED = ("beta", "alpha", "delta", "sigma2", "tau2", "rho", "gamma2", "phi")
+REPORTED = ("beta", "alpha", "zeta", "delta", "sigma2", "tau2", "rho", "gamma2", "phi")
 #: Posterior variables whose convergence is diagnosed (those present).
-DIAGNOSED = ("beta", "alpha", "delta", *SD_NAMES.values(), "rho", "phi")
+DIAGNOSED = ("beta", "alpha", "zeta", "delta", *SD_NAMES.values(), "rho", "phi")
 #: How each sampler is named in tables: both samplers run NUTS (``sampler`` says which one).
 METHODS = {"pymc": "NUTS", "nutpie": "NUTS", "laplace": "Laplace"}
 
@@ -202,6 +204,12 @@ class BayesResult:
         return self._summaries("alpha")["estimate"].rename("alpha")
 
     @property
+    def zeta(self) -> pd.Series:
+        """Posterior means of the coefficients of the correlation models of structured terms
+        (``atanh(rho_j) = u_j' zeta``); empty without one."""
+        return self._summaries("zeta")["estimate"].rename("zeta")
+
+    @property
     def delta(self) -> pd.Series:
         """Posterior means of the coefficients of the sampling-variance model (``V_scale=``: V is
         multiplied by ``exp(w_i' delta)``); empty without one."""
@@ -251,11 +259,13 @@ class BayesResult:
             raise ValueError("predict needs the model's design: use a result of MetaModel.sample or fit.")
         level = self.level if level is None else level
         design = self.design
-        scales = self.param.scale_models or (None,) * len(design.encodings)
+        # the log-variance moderators of every term with a scale model (of groups, or of the cells of a
+        # structured term: a row's variance is its cell's, whatever the correlation)
+        scales = self.param.coefficient_designs("alpha")
         if newdata is None:
             X0, labels = design.X, design.row_labels
             Z0 = [np.ones((design.n, 1)) if enc.Z is None else enc.Z for enc in design.encodings]
-            W0 = [None if sc is None else sc.W[enc.codes] for sc, enc in zip(scales, design.encodings)]
+            W0 = [None if sc is None else sc.W[self._group_of_row(k)] for k, sc in enumerate(scales)]
             if (X0.shape[1] == 1 and np.ptp(X0[:, 0]) == 0 and all(enc.Z is None for enc in design.encodings)
                     and not self.param.has_scale):
                 X0, Z0, labels = X0[:1], [z[:1] for z in Z0], np.array(["new study"])
@@ -277,6 +287,11 @@ class BayesResult:
                              "pi_lb": np.quantile(new_study, lo, axis=0), "pi_ub": np.quantile(new_study, hi, axis=0)},
                             index=pd.Index(labels))
 
+    def _group_of_row(self, k: int) -> np.ndarray:
+        """The group of every row in term k's scale model: its group, or its (cluster, level) cell."""
+        cs = self.param.coscale_of(k)
+        return cs.cell_of_row if cs is not None else self.design.encodings[k].codes
+
     def _draws(self, name: str) -> np.ndarray:
         values = self.idata.posterior[name].values
         return values.reshape((-1,) + values.shape[2:])
@@ -288,7 +303,8 @@ class BayesResult:
         Parameters
         ----------
         newdata : pandas.DataFrame, optional
-            Scale-moderator values; default: every group of the level.
+            Scale-moderator values; default: every group of the level (every (cluster,
+            level) cell of a structured term, whose variances are the cells' tau^2).
         term : str, optional
             The level, when several have a scale model.
         level : float, optional
@@ -303,19 +319,56 @@ class BayesResult:
             ``median`` (the posterior median of the variance, the counterpart of the
             REML point estimate ``exp(w' alpha)`` for a skewed posterior).
         """
-        if self.param is None:
-            raise ValueError("predict_variance needs the model's parameterisation: use a result of MetaModel.sample.")
-        k = select_level(self.param.scale_models, term)
-        sc = self.param.scale_models[k]
-        W0 = sc.W if newdata is None else sc.new_W(newdata)
-        log_var = self._draws("alpha")[:, self.param.alpha_slice(k)] @ W0.T  # (S, n0)
+        index, log_var = self._linear_predictor("alpha", newdata, term)
         level = self.level if level is None else level
         lo, hi = (1 - level) / 2, (1 + level) / 2
         var = np.exp(log_var)
         return pd.DataFrame({"pred": var.mean(axis=0), "ci_lb": np.quantile(var, lo, axis=0),
                              "ci_ub": np.quantile(var, hi, axis=0), "log_pred": log_var.mean(axis=0),
                              "log_se": log_var.std(axis=0, ddof=1), "median": np.median(var, axis=0)},
-                            index=pd.Index(sc.groups) if newdata is None else newdata.index)
+                            index=index)
+
+    def predict_correlation(self, newdata: pd.DataFrame | None = None, term: str | None = None,
+                            level: float | None = None) -> pd.DataFrame:
+        """Posterior of the correlations of a structured term's correlation model, ``tanh(u' zeta)``.
+
+        Parameters
+        ----------
+        newdata : pandas.DataFrame, optional
+            Values of the correlation model's moderators; default: every cluster.
+        term : str, optional
+            The structured term (as named in ``scale=``), when several have a correlation model.
+        level : float, optional
+            Probability of the equal-tailed intervals (default: the result's).
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``pred`` (posterior mean of the correlation), ``ci_lb``, ``ci_ub`` (its
+            equal-tailed interval), ``z_pred`` and ``z_se`` (posterior mean and SD of
+            Fisher's z), as :meth:`ModeResult.predict_correlation`, and ``median`` (the
+            posterior median of the correlation, ``tanh`` of the median of z).
+        """
+        index, z = self._linear_predictor("zeta", newdata, term)
+        level = self.level if level is None else level
+        lo, hi = (1 - level) / 2, (1 + level) / 2
+        rho = np.tanh(z)
+        return pd.DataFrame({"pred": rho.mean(axis=0), "ci_lb": np.quantile(rho, lo, axis=0),
+                             "ci_ub": np.quantile(rho, hi, axis=0), "z_pred": z.mean(axis=0),
+                             "z_se": z.std(axis=0, ddof=1), "median": np.median(rho, axis=0)}, index=index)
+
+    def _linear_predictor(self, part: str, newdata: pd.DataFrame | None, term: str | None):
+        """The index of the predictions of term ``term``'s ``"alpha"`` or ``"zeta"`` model (its groups, or
+        newdata's) and the draws (S, n0) of its linear predictor ``W0 c``."""
+        if self.param is None:
+            raise ValueError("predictions of scale models need the model's parameterisation: use a result of "
+                             "MetaModel.sample or fit.")
+        designs = self.param.coefficient_designs(part)
+        k = select_level(designs, term)
+        sc = designs[k]
+        W0 = sc.W if newdata is None else sc.new_W(newdata)
+        draws = self._draws(part)[:, self.param.coefficient_slice(k, part)] @ W0.T  # (S, n0)
+        return pd.Index(sc.groups) if newdata is None else newdata.index, draws
 
     def power_scaling(self, alphas=(0.8, 1.25), threshold: float = 0.05) -> pd.DataFrame:
         """Sensitivity of every parameter to power-scaling its prior and its likelihood, without refits.
