@@ -272,12 +272,8 @@ class MetaModel:
                                      f"{method!r} has none.")
 
     def _require_bayes_support(self) -> None:
-        """Refuse models the Bayesian engine does not express (issue 17: scale models of structured terms are
-        fitted by ML/REML first)."""
-        if self.param.has_coscale:
-            raise SpecificationError("scale: scale models of structured terms ('inner | outer') are fitted by ML/REML "
-                                     "only for now (fit('REML') or fit('ML')); the Bayesian engine does not express "
-                                     "them yet.")
+        """Refuse models the Bayesian engine does not express (the place for such refusals; every model
+        the ML/REML engine fits is expressed today, scale models of structured terms included)."""
 
     def _priors(self, priors):
         """The resolved priors (imports the Bayesian engine's prior module, and so PyMC)."""
