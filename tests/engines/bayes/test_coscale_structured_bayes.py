@@ -277,15 +277,18 @@ def test_priors_of_zeta():
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::bayesmeta.ConvergenceWarning")
 def test_nuts_recovers_alpha_and_zeta():
-    """NUTS 4 x 1000 on 500 simulated studies: the true ALPHA and ZETA inside the 95% intervals (the issue's
-    benchmark: under 30 s; the wall time is printed)."""
+    """NUTS 4 x 1000 on 500 simulated studies: the true ALPHA and ZETA inside their posterior intervals, jointly
+    at 95% (Bonferroni over the six coefficients: each interval at 1 - 0.05 / 6; single 95% intervals miss one
+    of six true values about a quarter of the time). The issue's benchmark is this run under 30 s; the wall time
+    is printed."""
     dat, blocks = simulate(12, n_studies=500)
     model = _model(dat, blocks)
     start = time.perf_counter()
     post = model.sample(draws=1000, tune=1000, chains=4, random_seed=3, progressbar=False)
     print(f"NUTS 4 x 1000 on 500 studies: {time.perf_counter() - start:.1f} s wall")
     assert post.diagnostics["divergences"] == 0
-    table = post.table()
+    tail = 0.05 / (len(ALPHA) + len(ZETA)) / 2
     for part, truth in (("alpha", ALPHA), ("zeta", ZETA)):
-        rows = table.loc[[f"{part}[{n}]" for n in getattr(post, part).index]]
-        assert np.all((rows["ci_lb"].to_numpy() < truth) & (truth < rows["ci_ub"].to_numpy())), rows
+        draws = post.idata.posterior[part].values.reshape(-1, len(truth))
+        lower, upper = np.quantile(draws, [tail, 1 - tail], axis=0)
+        assert np.all((lower < truth) & (truth < upper)), (part, lower, upper)
