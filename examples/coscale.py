@@ -10,9 +10,11 @@ studies. bayesmeta fits it with the block-sparse V and the incomplete studies as
    habitat, ``log tau_jl^2 = w_jl' alpha`` and ``atanh(rho_j) = u_j' zeta``, by REML,
    with the likelihood-ratio test against the plain model and the Wald test of the
    correlation's habitat coefficient;
-3. the fitted SDs and correlations per habitat, beside the simulation's true values;
-4. a figure of the SDs and the correlation against habitat with 95% intervals, saved to
-   the path given on the command line (default ``coscale.png``).
+3. the same model by NUTS (default priors), side by side with REML;
+4. the fitted SDs and correlations per habitat from both engines, beside the simulation's
+   true values;
+5. a figure of the SDs and the correlation against habitat with 95% intervals (REML and
+   NUTS), saved to the path given on the command line (default ``coscale.png``).
 
 Run: python examples/coscale.py [--quick] [figure.png]
 """
@@ -23,7 +25,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pandas as pd
-from _example import figure_path, show
+from _example import figure_path, posterior_means, sampling, show
 
 import bayesmeta as bm
 
@@ -47,22 +49,36 @@ show("Likelihood-ratio test against the plain model:", lrt.table)
 wald = reml.wald_test(part="correlation")
 print(f"\nDoes the correlation depend on habitat? {wald}")
 
-# 3. fitted SDs and correlations per habitat -----------------------------------------------
-habitats = pd.DataFrame({"habitat": ["marine", "terrestrial"]}, index=["marine", "terrestrial"])
-truth_log_var = {"A": np.array([-3.0, -2.0]), "B": np.array([-2.5, -3.5])}
-rows = {}
-for outcome in ("A", "B"):
-    v = reml.predict_variance(habitats.assign(outcome=outcome))
-    rows[f"SD of {outcome}"] = pd.DataFrame({"estimate": np.sqrt(v["pred"]), "ci_lb": np.sqrt(v["ci_lb"]),
-                                             "ci_ub": np.sqrt(v["ci_ub"]),
-                                             "true": np.exp(truth_log_var[outcome] / 2)}, index=habitats.index)
-r = reml.predict_correlation(habitats)
-rows["correlation"] = pd.DataFrame({"estimate": r["pred"], "ci_lb": r["ci_lb"], "ci_ub": r["ci_ub"],
-                                    "true": np.tanh([0.2, 1.2])}, index=habitats.index)
-show("Fitted SDs and correlations (REML, 95% CI) beside the simulation's values:", pd.concat(rows))
+# 3. the same model by NUTS -----------------------------------------------------------------
+print("\nSampling the coscale model with NUTS ...")
+post = model.sample(**sampling())
+show("REML beside NUTS:", bm.compare(reml, post))
+posterior_means("bivariate coscale model", post, names=("beta", "alpha", "zeta"))
 
-# 4. figure ----------------------------------------------------------------------------------
-axes = bm.coscale_plot(reml, x="habitat", newdata=habitats)
+# 4. fitted SDs and correlations per habitat -----------------------------------------------
+habitats = pd.DataFrame({"habitat": ["marine", "terrestrial"]}, index=["marine", "terrestrial"])
+truth = {"SD of A": np.exp(np.array([-3.0, -2.0]) / 2), "SD of B": np.exp(np.array([-2.5, -3.5]) / 2),
+         "correlation": np.tanh([0.2, 1.2])}
+
+
+def fitted(result, centre: str) -> pd.DataFrame:
+    """SDs of both outcomes and the correlation per habitat: estimate (or posterior median) and interval."""
+    rows = {}
+    for outcome in ("A", "B"):
+        v = result.predict_variance(habitats.assign(outcome=outcome))[[centre, "ci_lb", "ci_ub"]]
+        rows[f"SD of {outcome}"] = np.sqrt(v).set_axis(["estimate", "lower", "upper"], axis=1)
+    r = result.predict_correlation(habitats)
+    rows["correlation"] = r[[centre, "ci_lb", "ci_ub"]].set_axis(["estimate", "lower", "upper"], axis=1)
+    return pd.concat(rows)
+
+
+table = pd.concat({"REML": fitted(reml, "pred"), "NUTS": fitted(post, "median")}, axis=1)
+table[("true", "")] = np.concatenate([truth[k] for k in ("SD of A", "SD of B", "correlation")])
+show("Fitted SDs and correlations (REML estimates with 95% CIs; NUTS posterior medians with 95% intervals) "
+     "beside the simulation's values:", table)
+
+# 5. figure ----------------------------------------------------------------------------------
+axes = bm.coscale_plot(reml, post, x="habitat", newdata=habitats, names=["REML", "NUTS"])
 axes[0].get_figure().suptitle("Bivariate meta-analysis: heterogeneity by habitat")
 path = figure_path("coscale.png")
 axes[0].get_figure().savefig(path, dpi=120, bbox_inches="tight")
