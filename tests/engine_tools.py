@@ -39,3 +39,28 @@ def dense_profile_loglik(design, S: np.ndarray, reml: bool) -> tuple[float, np.n
         ll += (0.5 * design.p * np.log(2 * np.pi) + 0.5 * np.linalg.slogdet(design.X.T @ design.X)[1]
                - 0.5 * np.linalg.slogdet(A)[1])
     return ll, beta
+
+
+def random_points(pm_model, names: list[str], n: int = 3, seed: int = 3):
+    """Log-densities of a PyMC model at ``n`` random unconstrained points (N(0, 0.5^2) each), with the
+    values of the named variables there: pairs ``(logp, {name: value})``."""
+    import pytensor
+
+    outputs = pytensor.function(pm_model.value_vars, pm_model.replace_rvs_by_values([pm_model[v] for v in names]),
+                                on_unused_input="ignore")
+    logp = pm_model.compile_logp(jacobian=False)
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        point = {v.name: rng.normal(scale=0.5, size=np.shape(x)) for v, x in
+                 zip(pm_model.value_vars, pm_model.initial_point().values())}
+        out.append((logp(point), dict(zip(names, outputs(*[point[v.name] for v in pm_model.value_vars])))))
+    return out
+
+
+def standardised_normal_logpdf(coefficients: np.ndarray, priors: tuple, T: np.ndarray) -> float:
+    """The log density of ``coefficients_std = T^-1 coefficients`` when the coefficients have independent Normal
+    priors: their log density plus log|det T|."""
+    mu = np.array([p.parameters["mu"] for p in priors])
+    sigma = np.array([p.parameters["sigma"] for p in priors])
+    return float(stats.norm.logpdf(coefficients, mu, sigma).sum() + np.linalg.slogdet(T)[1])

@@ -17,6 +17,7 @@ import numpy as np
 import pytensor
 import pytest
 from coscale_cases import ALPHA, BETA, ZETA, dense_sigma, simulate
+from engine_tools import random_points, standardised_normal_logpdf
 from pymc_extras.prior import Prior
 from scipy import stats
 
@@ -42,14 +43,6 @@ def habitat() -> bm.MetaModel:
     return bm.MetaModel("yi ~ 0 + outcome", data=dat, V=V, random="~ outcome | study", struct="UN", scale=COSCALE)
 
 
-def standardised_normal_logpdf(coefficients: np.ndarray, priors: tuple, T: np.ndarray) -> float:
-    """The log density of ``coefficients_std = T^-1 coefficients`` when the coefficients have independent Normal
-    priors: their log density plus log|det T|."""
-    mu = np.array([p.parameters["mu"] for p in priors])
-    sigma = np.array([p.parameters["sigma"] for p in priors])
-    return float(stats.norm.logpdf(coefficients, mu, sigma).sum() + np.linalg.slogdet(T)[1])
-
-
 @pytest.mark.parametrize("priors,missing,struct,correlation", [
     (None, 0.0, "UN", "exchangeable"), ("flat", 0.25, "UN", "exchangeable"),
     (None, 0.25, "HAR", "autoregressive"), ("flat", 0.0, "HAR", "autoregressive")])
@@ -64,14 +57,7 @@ def test_log_density_equals_dense_normal_plus_log_priors(priors, missing, struct
     assert list(pm_model.coords["cor_term"]) == ["Intercept", "habitat[T.terrestrial]"]
     prior_set = resolve_priors(design, param, priors)
     names = ["beta", "alpha", "zeta"]
-    outputs = pytensor.function(pm_model.value_vars, pm_model.replace_rvs_by_values([pm_model[n] for n in names]),
-                                on_unused_input="ignore")
-    logp = pm_model.compile_logp(jacobian=False)
-    rng = np.random.default_rng(3)
-    for _ in range(3):
-        point = {v.name: rng.normal(scale=0.5, size=np.shape(x)) for v, x in
-                 zip(pm_model.value_vars, pm_model.initial_point().values())}
-        values = dict(zip(names, outputs(*[point[v.name] for v in pm_model.value_vars])))
+    for logp, values in random_points(pm_model, names):
         Sigma = dense_sigma(dat, blocks, values["alpha"], values["zeta"], correlation)
         expected = stats.multivariate_normal(design.X @ values["beta"], Sigma).logpdf(design.y)
         if priors != "flat":  # flat priors: every log prior is 0
@@ -80,7 +66,7 @@ def test_log_density_equals_dense_normal_plus_log_priors(priors, missing, struct
                 :, param.alpha_positions()])
             expected += standardised_normal_logpdf(values["zeta"], prior_set.zeta, param.coefficient_transform(
                 "zeta")[:, param.coefficient_positions("zeta")])
-        assert logp(point) == pytest.approx(expected, rel=1e-8, abs=1e-8)
+        assert logp == pytest.approx(expected, rel=1e-8, abs=1e-8)
 
 
 def test_graph_restricted_likelihood_equals_dense():

@@ -15,6 +15,7 @@ import pandas as pd
 import pytensor
 import pytest
 from cases import berkey_blocks
+from engine_tools import random_points, standardised_normal_logpdf
 from pymc_extras.prior import Prior
 from scipy import stats
 from scipy.linalg import block_diag
@@ -69,14 +70,6 @@ def dense_sigma(dat: pd.DataFrame, V: np.ndarray, delta: np.ndarray, random: str
     return Sigma
 
 
-def standardised_normal_logpdf(coefficients: np.ndarray, priors: tuple, T: np.ndarray) -> float:
-    """The log density of ``coefficients_std = T^-1 coefficients`` when the coefficients have independent Normal
-    priors: their log density plus log|det T|."""
-    mu = np.array([p.parameters["mu"] for p in priors])
-    sigma = np.array([p.parameters["sigma"] for p in priors])
-    return float(stats.norm.logpdf(coefficients, mu, sigma).sum() + np.linalg.slogdet(T)[1])
-
-
 CASES = {
     # name: (data, MetaModel keywords, priors)
     "berkey-standard": ("berkey", {"random": None}, None),
@@ -101,14 +94,7 @@ def test_log_density_equals_dense_normal_plus_log_priors(case):
     pm_model = model.build_pymc(priors=priors)
     prior_set = resolve_priors(design, param, priors)
     names = [n for n in ("beta", "delta", "tau", "tau2", "rho") if n in pm_model.named_vars]
-    outputs = pytensor.function(pm_model.value_vars, pm_model.replace_rvs_by_values([pm_model[n] for n in names]),
-                                on_unused_input="ignore")
-    logp = pm_model.compile_logp(jacobian=False)
-    rng = np.random.default_rng(3)
-    for _ in range(3):
-        point = {v.name: rng.normal(scale=0.5, size=np.shape(x)) for v, x in
-                 zip(pm_model.value_vars, pm_model.initial_point().values())}
-        values = dict(zip(names, outputs(*[point[v.name] for v in pm_model.value_vars])))
+    for logp, values in random_points(pm_model, names):
         Sigma = dense_sigma(dat, V, values["delta"], kw["random"], values)
         expected = stats.multivariate_normal(design.X @ values["beta"], Sigma).logpdf(design.y)
         if priors != "flat":  # flat priors: every log prior is 0
@@ -118,7 +104,7 @@ def test_log_density_equals_dense_normal_plus_log_priors(case):
             if "tau" in values:
                 sigma = [p.parameters["sigma"] for p in prior_set.sd]
                 expected += stats.halfnorm.logpdf(values["tau"], scale=sigma).sum()
-        assert logp(point) == pytest.approx(expected, rel=1e-8, abs=1e-8)
+        assert logp == pytest.approx(expected, rel=1e-8, abs=1e-8)
 
 
 def test_graph_full_and_restricted_likelihood_equal_dense():
