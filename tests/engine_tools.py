@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 from scipy import stats
 
@@ -64,3 +66,24 @@ def standardised_normal_logpdf(coefficients: np.ndarray, priors: tuple, T: np.nd
     mu = np.array([p.parameters["mu"] for p in priors])
     sigma = np.array([p.parameters["sigma"] for p in priors])
     return float(stats.norm.logpdf(coefficients, mu, sigma).sum() + np.linalg.slogdet(T)[1])
+
+
+@contextmanager
+def counted_compiles():
+    """Record, at every setting of an assumption-sensitivity study, how many nutpie models have been
+    compiled so far (the list yielded)."""
+    from bayesmeta.studies import assumptions
+
+    built = []
+    original = assumptions._CompiledOnce.__call__
+
+    def counting(self, model, level):
+        result = original(self, model, level)
+        built.append(len(self.compiled))
+        return result
+
+    assumptions._CompiledOnce.__call__ = counting
+    try:
+        yield built
+    finally:
+        assumptions._CompiledOnce.__call__ = original

@@ -7,6 +7,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
 import pytest
+from engine_tools import counted_compiles
 
 import bayesmeta as bm
 from bayesmeta.errors import SpecificationError
@@ -72,22 +73,10 @@ def test_nuts_settings_share_one_compiled_model():
     pytest.importorskip("nutpie")
     from bayesmeta.engines.bayes.draws import parameter_draws
     from bayesmeta.engines.bayes.pointwise import row_log_likelihood
-    from bayesmeta.studies import assumptions
 
-    built = []
-    original = assumptions._CompiledOnce.__call__
-
-    def counting(self, model, level):
-        result = original(self, model, level)
-        built.append(len(self.compiled))
-        return result
-
-    assumptions._CompiledOnce.__call__ = counting
-    try:
+    with counted_compiles() as built:
         sens = bm.assumption_sensitivity(make, {"rho": [0.0, 0.6]}, methods=("NUTS",), draws=100, tune=100,
                                          chains=2, random_seed=4, progressbar=False)
-    finally:
-        assumptions._CompiledOnce.__call__ = original
     assert built == [1, 1]
     for rho in (0.0, 0.6):
         post, model = sens.results[(f"rho={rho}", "NUTS")], make(rho)

@@ -17,7 +17,7 @@ import numpy as np
 import pytensor
 import pytest
 from coscale_cases import ALPHA, BETA, ZETA, dense_sigma, simulate
-from engine_tools import random_points, standardised_normal_logpdf
+from engine_tools import dense_profile_loglik, random_points, standardised_normal_logpdf
 from pymc_extras.prior import Prior
 from scipy import stats
 
@@ -86,17 +86,12 @@ def test_graph_restricted_likelihood_equals_dense():
     logp, term = block_loglik(design, beta_v, [None], restricted=True, coscale=[rows])
     f = pytensor.function([beta_v, alpha_v, zeta_v], [logp.sum(), term])
     X, y = design.X, design.y
-    n, p = X.shape
     for alpha, zeta in ((ALPHA, ZETA), (ALPHA - 0.5, np.array([-0.4, 0.3]))):
         Sigma = dense_sigma(dat, blocks, alpha, zeta, "autoregressive")
         beta = np.array([0.2, -0.3])
         full, _ = f(beta, alpha, zeta)
         assert full == pytest.approx(stats.multivariate_normal(X @ beta, Sigma).logpdf(y), rel=1e-8, abs=1e-8)
-        A = X.T @ np.linalg.solve(Sigma, X)
-        gls = np.linalg.solve(A, X.T @ np.linalg.solve(Sigma, y))
-        r = y - X @ gls
-        reml = -0.5 * ((n - p) * np.log(2 * np.pi) - np.linalg.slogdet(X.T @ X)[1] + np.linalg.slogdet(A)[1]
-                       + np.linalg.slogdet(Sigma)[1] + r @ np.linalg.solve(Sigma, r))
+        reml, gls = dense_profile_loglik(design, Sigma, True)
         full, restricted = f(gls, alpha, zeta)
         assert full + restricted == pytest.approx(reml, rel=1e-8, abs=1e-8)
 

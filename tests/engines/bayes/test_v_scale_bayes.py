@@ -15,7 +15,12 @@ import pandas as pd
 import pytensor
 import pytest
 from cases import berkey_blocks
-from engine_tools import random_points, standardised_normal_logpdf
+from engine_tools import (
+    counted_compiles,
+    dense_profile_loglik,
+    random_points,
+    standardised_normal_logpdf,
+)
 from pymc_extras.prior import Prior
 from scipy import stats
 from scipy.linalg import block_diag
@@ -124,17 +129,12 @@ def test_graph_full_and_restricted_likelihood_equal_dense():
     sd = np.sqrt(values["tau2"])
     G = np.outer(sd, sd) * np.array([[1, -0.3], [-0.3, 1]])
     X, y = design.X, design.y
-    n, p = X.shape
     for delta in (np.array([0.4, -0.7]), np.array([-1.0, 1.5])):
         Sigma = dense_sigma(dat, V, delta, "~ outcome | trial", values)
         beta = np.array([-0.2, 0.4])
         full, _ = f(beta, delta, G)
         assert full == pytest.approx(stats.multivariate_normal(X @ beta, Sigma).logpdf(y), rel=1e-8, abs=1e-8)
-        A = X.T @ np.linalg.solve(Sigma, X)
-        gls = np.linalg.solve(A, X.T @ np.linalg.solve(Sigma, y))
-        r = y - X @ gls
-        reml = -0.5 * ((n - p) * np.log(2 * np.pi) - np.linalg.slogdet(X.T @ X)[1] + np.linalg.slogdet(A)[1]
-                       + np.linalg.slogdet(Sigma)[1] + r @ np.linalg.solve(Sigma, r))
+        reml, gls = dense_profile_loglik(design, Sigma, True)
         full, restricted = f(gls, delta, G)
         assert full + restricted == pytest.approx(reml, rel=1e-8, abs=1e-8)
 
@@ -324,22 +324,10 @@ def test_assumption_sensitivity_compiles_once_with_v_scale():
     log-likelihoods are those of the setting's own V scaled by the draws' factors."""
     pytest.importorskip("nutpie")
     from bayesmeta.engines.bayes.draws import parameter_draws, v_factor_draws
-    from bayesmeta.studies import assumptions
 
-    built = []
-    original = assumptions._CompiledOnce.__call__
-
-    def counting(self, model, level):
-        result = original(self, model, level)
-        built.append(len(self.compiled))
-        return result
-
-    assumptions._CompiledOnce.__call__ = counting
-    try:
+    with counted_compiles() as built:
         sens = bm.assumption_sensitivity(_berkey_with_correlation, {"rho": [0.0, 0.8]}, methods=("NUTS",),
                                          draws=100, tune=100, chains=2, random_seed=4, progressbar=False)
-    finally:
-        assumptions._CompiledOnce.__call__ = original
     assert built == [1, 1]
     for rho in (0.0, 0.8):
         post, model = sens.results[(f"rho={rho}", "NUTS")], _berkey_with_correlation(rho)
