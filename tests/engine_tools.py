@@ -87,3 +87,14 @@ def counted_compiles():
         yield built
     finally:
         assumptions._CompiledOnce.__call__ = original
+
+
+def conditional_log_densities(y: np.ndarray, mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+    """log N(y_i; E[y_i | y_-i], Var[y_i | y_-i]) of every row, by the Schur complement."""
+    out = []
+    for i in range(len(y)):
+        rest = np.delete(np.arange(len(y)), i)
+        weights = np.linalg.solve(sigma[np.ix_(rest, rest)], sigma[rest, i])
+        out.append(stats.norm.logpdf(y[i], mean[i] + weights @ (y[rest] - mean[rest]),
+                                     np.sqrt(sigma[i, i] - sigma[i, rest] @ weights)))
+    return np.array(out)

@@ -17,7 +17,12 @@ import numpy as np
 import pytensor
 import pytest
 from coscale_cases import ALPHA, BETA, ZETA, dense_sigma, simulate
-from engine_tools import dense_profile_loglik, random_points, standardised_normal_logpdf
+from engine_tools import (
+    conditional_log_densities,
+    dense_profile_loglik,
+    random_points,
+    standardised_normal_logpdf,
+)
 from pymc_extras.prior import Prior
 from scipy import stats
 
@@ -162,17 +167,6 @@ def test_nuts_on_habitat(sampler):
     assert missing.any() and np.all(np.isnan(u[missing])) and np.all(np.isfinite(u[~missing]))
 
 
-def _conditional_log_densities(y: np.ndarray, mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """log N(y_i; E[y_i | y_-i], Var[y_i | y_-i]) of every row, by the Schur complement."""
-    out = []
-    for i in range(len(y)):
-        rest = np.delete(np.arange(len(y)), i)
-        weights = np.linalg.solve(sigma[np.ix_(rest, rest)], sigma[rest, i])
-        out.append(stats.norm.logpdf(y[i], mean[i] + weights @ (y[rest] - mean[rest]),
-                                     np.sqrt(sigma[i, i] - sigma[i, rest] @ weights)))
-    return np.array(out)
-
-
 def _draws_at(model: bm.MetaModel, alpha: np.ndarray, zeta: np.ndarray, beta: np.ndarray):
     """parameter_draws of one draw at these values (a posterior-like dataset)."""
     import xarray as xr
@@ -189,7 +183,7 @@ def test_row_log_likelihood_equals_dense_conditional(struct, correlation):
     model = _model(dat, blocks, struct)
     alpha, zeta, beta = ALPHA + 0.2, np.array([0.5, -0.8]), np.array([0.25, -0.05])
     draws_beta, G = _draws_at(model, alpha, zeta, beta)
-    expected = _conditional_log_densities(model.design.y, model.design.X @ beta,
+    expected = conditional_log_densities(model.design.y, model.design.X @ beta,
                                           dense_sigma(dat, blocks, alpha, zeta, correlation))
     np.testing.assert_allclose(row_log_likelihood(model.design, draws_beta, G)[0], expected, rtol=1e-10)
 

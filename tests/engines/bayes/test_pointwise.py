@@ -3,23 +3,11 @@
 import numpy as np
 import pytest
 from cases import berkey_model, dense_sigma
+from engine_tools import conditional_log_densities
 from location_scale_cases import simulate as simulate_location_scale
-from scipy import stats
 
 import bayesmeta as bm
 from bayesmeta.engines.bayes.pointwise import row_log_likelihood
-
-
-def conditional_log_densities(y, mean, sigma):
-    """log N(y_i; E[y_i | y_-i], Var[y_i | y_-i]) by the Schur complement, row by row."""
-    out = []
-    for i in range(len(y)):
-        rest = np.delete(np.arange(len(y)), i)
-        weights = np.linalg.solve(sigma[np.ix_(rest, rest)], sigma[rest, i])
-        m = mean[i] + weights @ (y[rest] - mean[rest])
-        v = sigma[i, i] - sigma[i, rest] @ weights
-        out.append(stats.norm.logpdf(y[i], m, np.sqrt(v)))
-    return np.array(out)
 
 
 def draws_at(model, fit, shift=0.0):

@@ -16,6 +16,7 @@ import pytensor
 import pytest
 from cases import berkey_blocks
 from engine_tools import (
+    conditional_log_densities,
     counted_compiles,
     dense_profile_loglik,
     random_points,
@@ -223,17 +224,6 @@ def test_nuts_on_uwls(sampler):
         assert "delta" in post.idata.prior and post.idata.prior_predictive["y"].shape[-1] == model.design.n
 
 
-def _conditional_log_densities(y: np.ndarray, mean: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-    """log N(y_i; E[y_i | y_-i], Var[y_i | y_-i]) of every row, by the Schur complement."""
-    out = []
-    for i in range(len(y)):
-        rest = np.delete(np.arange(len(y)), i)
-        weights = np.linalg.solve(sigma[np.ix_(rest, rest)], sigma[rest, i])
-        out.append(stats.norm.logpdf(y[i], mean[i] + weights @ (y[rest] - mean[rest]),
-                                     np.sqrt(sigma[i, i] - sigma[i, rest] @ weights)))
-    return np.array(out)
-
-
 def test_row_log_likelihood_equals_dense_conditional():
     model, dat, V = _berkey_un_model()
     values = {"tau2": np.array([0.02, 0.05]), "rho": np.array([0.4])}
@@ -242,7 +232,7 @@ def test_row_log_likelihood_equals_dense_conditional():
     G = np.diag(np.sqrt(values["tau2"])) @ np.array([[1, 0.4], [0.4, 1]]) @ np.diag(np.sqrt(values["tau2"]))
     W = np.column_stack([np.ones(len(dat)), dat["w"]])
     v_factors = np.exp(W @ delta)
-    expected = _conditional_log_densities(model.design.y, model.design.X @ beta,
+    expected = conditional_log_densities(model.design.y, model.design.X @ beta,
                                           dense_sigma(dat, V, delta, "~ outcome | trial", values))
     got = row_log_likelihood(model.design, beta[None], [G[None]], v_factors[None])[0]
     np.testing.assert_allclose(got, expected, rtol=1e-10)
