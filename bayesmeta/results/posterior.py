@@ -319,14 +319,7 @@ class BayesResult:
             ``median`` (the posterior median of the variance, the counterpart of the
             REML point estimate ``exp(w' alpha)`` for a skewed posterior).
         """
-        index, log_var = self._linear_predictor("alpha", newdata, term)
-        level = self.level if level is None else level
-        lo, hi = (1 - level) / 2, (1 + level) / 2
-        var = np.exp(log_var)
-        return pd.DataFrame({"pred": var.mean(axis=0), "ci_lb": np.quantile(var, lo, axis=0),
-                             "ci_ub": np.quantile(var, hi, axis=0), "log_pred": log_var.mean(axis=0),
-                             "log_se": log_var.std(axis=0, ddof=1), "median": np.median(var, axis=0)},
-                            index=index)
+        return self._predictor_summary("alpha", newdata, term, level, np.exp, ("log_pred", "log_se"))
 
     def predict_correlation(self, newdata: pd.DataFrame | None = None, term: str | None = None,
                             level: float | None = None) -> pd.DataFrame:
@@ -349,13 +342,17 @@ class BayesResult:
             Fisher's z), as :meth:`ModeResult.predict_correlation`, and ``median`` (the
             posterior median of the correlation, ``tanh`` of the median of z).
         """
-        index, z = self._linear_predictor("zeta", newdata, term)
+        return self._predictor_summary("zeta", newdata, term, level, np.tanh, ("z_pred", "z_se"))
+
+    def _predictor_summary(self, part: str, newdata, term, level, transform, linear: tuple[str, str]) -> pd.DataFrame:
+        """Posterior mean, equal-tailed interval and median of ``transform`` of a scale or correlation model's
+        linear predictor, with the predictor's posterior mean and SD (columns named by ``linear``)."""
+        index, eta = self._linear_predictor(part, newdata, term)
         level = self.level if level is None else level
-        lo, hi = (1 - level) / 2, (1 + level) / 2
-        rho = np.tanh(z)
-        return pd.DataFrame({"pred": rho.mean(axis=0), "ci_lb": np.quantile(rho, lo, axis=0),
-                             "ci_ub": np.quantile(rho, hi, axis=0), "z_pred": z.mean(axis=0),
-                             "z_se": z.std(axis=0, ddof=1), "median": np.median(rho, axis=0)}, index=index)
+        value = transform(eta)
+        return pd.DataFrame({"pred": value.mean(axis=0), "ci_lb": np.quantile(value, (1 - level) / 2, axis=0),
+                             "ci_ub": np.quantile(value, (1 + level) / 2, axis=0), linear[0]: eta.mean(axis=0),
+                             linear[1]: eta.std(axis=0, ddof=1), "median": np.median(value, axis=0)}, index=index)
 
     def _linear_predictor(self, part: str, newdata: pd.DataFrame | None, term: str | None):
         """The index of the predictions of term ``term``'s ``"alpha"`` or ``"zeta"`` model (its groups, or
