@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..design.subset import rebuild
 from ..engines.bayes.draws import covariances_from_draws
-from ..engines.random_effects import simulate_outcomes
+from ..engines.random_effects import CoscaleDraws, simulate_outcomes
 from ..errors import SpecificationError
 from .truths import truth_arrays
 
@@ -32,13 +32,22 @@ def simulate_data(model, params, n: int = 1, random_seed=None) -> pd.DataFrame:
     """``n`` outcome vectors drawn from ``model`` at ``params``; see :meth:`bayesmeta.MetaModel.simulate`."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise SpecificationError(f"n: expected a positive number of data sets, got {n!r}.")
-    if model.param.v_scale is not None:
-        raise SpecificationError("simulate: not available yet for models with V_scale= (parameter values do not "
-                                 "include the sampling-variance coefficients delta yet).")
-    beta, values = truth_arrays(model.design, model.param, parameter_values(params))
-    G = [np.broadcast_to(g, (n,) + g.shape[1:]) for g in covariances_from_draws(model.param, values)]
-    y = simulate_outcomes(model.design, np.broadcast_to(beta, (n, len(beta))), G, np.random.default_rng(random_seed))
+    param = model.param
+    beta, values = truth_arrays(model.design, param, parameter_values(params))
+    G = [_repeated(g, n) for g in covariances_from_draws(param, values)]
+    factors = None
+    if param.v_scale is not None:  # V scaled by exp(w_i' delta)
+        factors = np.broadcast_to(np.exp(param.v_scale.W @ values["delta"][0]), (n, model.design.n))
+    y = simulate_outcomes(model.design, np.broadcast_to(beta, (n, len(beta))), G, np.random.default_rng(random_seed),
+                          factors)
     return pd.DataFrame(y.T, index=pd.Index(model.design.row_labels), columns=[f"sim_{i + 1}" for i in range(n)])
+
+
+def _repeated(g, n: int):
+    """One draw of a term's covariances (or of a structured scale model's SDs and correlations) for n data sets."""
+    if isinstance(g, CoscaleDraws):
+        return CoscaleDraws(np.repeat(g.sd_cells, n, axis=0), np.repeat(g.rho_clusters, n, axis=0), g.design)
+    return np.broadcast_to(g, (n,) + g.shape[1:])
 
 
 def with_outcome(model, y) -> object:

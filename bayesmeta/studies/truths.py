@@ -3,7 +3,7 @@
 Simulation studies and simulation-based calibration state the "true" parameters
 of a model by the labels of :meth:`ModeResult.table <bayesmeta.ModeResult.table>`:
 ``beta[<coefficient>]``, ``sigma2[<label>]``, ``tau2[<label>]``, ``gamma2[<label>]``,
-``rho[<label>]``, ``phi[<label>]`` and ``alpha[<name>]``, so that
+``rho[<label>]``, ``phi[<label>]``, ``alpha[<name>]``, ``zeta[<name>]`` and ``delta[<name>]``, so that
 ``fit.table()["estimate"]`` is itself a valid set of values. A family with a single
 component may be named without its label (``"tau2"`` for ``"tau2[row]"``). Fixed
 components may be left out (they keep their fixed value).
@@ -31,12 +31,14 @@ def truth_labels(design: Design, param: Parameterization) -> list[str]:
     """
     labels = [f"beta[{name}]" for name in design.coef_names]
     for k, t in enumerate(param.terms):
-        if param.scale_of(k) is not None:
+        if param.scale_of(k) is not None or param.coscale_of(k) is not None:
             continue
         labels += [f"{t.family}[{t.sd_label(i)}]" for i in range(t.n_sd)]
         if FAMILIES.get(t.family):
             labels += [f"{FAMILIES[t.family]}[{t.rho_label(i)}]" for i in range(t.n_rho)]
-    return labels + [f"alpha[{name}]" for name in param.alpha_names()]
+    return (labels + [f"alpha[{name}]" for name in param.alpha_names()]
+            + [f"zeta[{name}]" for name in param.coefficient_names("zeta")]
+            + [f"delta[{name}]" for name in param.delta_names()])
 
 
 def _fixed_values(param: Parameterization) -> dict[str, float]:
@@ -77,7 +79,8 @@ def complete_truths(design: Design, param: Parameterization, truths) -> dict[str
     given = {}
     for key, value in truths.items():
         label = key
-        if isinstance(key, str) and key in counts.index and counts[key] == 1 and key not in ("beta", "alpha"):
+        if (isinstance(key, str) and key in counts.index and counts[key] == 1
+                and key not in ("beta", "alpha", "zeta", "delta")):
             label = families.index[families == key][0]  # "tau2" for the only tau2 component
         if label not in families.index:
             raise SpecificationError(f"params: unknown parameter {key!r}; this model has {', '.join(labels)}.")
