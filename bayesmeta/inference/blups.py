@@ -42,7 +42,7 @@ import pandas as pd
 
 from ..design.build import Design
 from ..errors import SpecificationError
-from ..likelihood.profiled import marginal_covariance
+from ..likelihood.profiled import RowCoscale, coscale_at, marginal_covariance
 from ..spec.random_terms import ROW_TERM
 from .intervals import check_level, critical_value
 
@@ -97,11 +97,22 @@ def conditional_moments(design: Design, param, theta: np.ndarray, groups: list[n
     if design.nested is not None:
         variances, _ = param.group_variances(theta)
         return _nested_moments(design, variances, groups)
-    if param.has_coscale:
-        raise SpecificationError("random effects: not available yet for scale models of structured terms "
-                                 "('inner | outer' terms with scale=); the marginal predictions (predict()) are.")
     variances = [v if param.scale_of(k) is not None else None for k, v in enumerate(param.group_variances(theta)[0])]
-    return _block_moments(design, param.covariances(theta), groups, z, variances, param.v_multipliers(theta))
+    return _block_moments(design, param.covariances(theta), groups, z, variances, param.v_multipliers(theta),
+                          coscale_at(param, theta))
+
+
+def cluster_covariances(enc, rows: RowCoscale) -> np.ndarray:
+    """G_j = D_j R(rho_j) D_j of every cluster of a structured term with a scale model, (n_groups, q, q);
+    NaN in the rows and columns of the levels a cluster lacks (their cell, and so its SD, does not exist)."""
+    q = enc.term.q
+    level = np.argmax(enc.Z, axis=1)
+    sd = np.full((enc.term.n_groups, q), np.nan)
+    sd[enc.codes, level] = rows.sd
+    rho = np.zeros(enc.term.n_groups)
+    rho[enc.codes] = rows.rho
+    lag = np.abs(np.subtract.outer(np.arange(q), np.arange(q)))
+    return sd[:, :, None] * rows.correlation.pair(rho[:, None, None], lag) * sd[:, None, :]
 
 
 def prediction_error(result, X0: np.ndarray, moments: Moments) -> tuple[np.ndarray, np.ndarray]:
@@ -350,22 +361,34 @@ def _nested_moments(design: Design, variances: list[np.ndarray], groups: list[np
 # any other design: the independent blocks ------------------------------------------------------
 
 def _block_moments(design: Design, G: list, groups: list[np.ndarray], z: list[np.ndarray | None],
-                   variances: list | None = None, v_factors: np.ndarray | None = None) -> Moments:
+                   variances: list | None = None, v_factors: np.ndarray | None = None,
+                   coscale: list | None = None) -> Moments:
     """The batched path; a term with ``G[k]`` None (a scale model) has one variance per group,
-    ``variances[k]``, and ``v_factors`` scale V (``V_scale=``), as in
-    :func:`bayesmeta.likelihood.profiled.marginal_covariance`."""
+    ``variances[k]``, or (a structured term's scale model, ``coscale[k]``) one covariance per cluster,
+    and ``v_factors`` scale V (``V_scale=``), as in :func:`bayesmeta.likelihood.profiled.marginal_covariance`.
+    The effect of a level a cluster lacks has a NaN variance."""
     variances = variances or [None] * len(G)
+    coscale = coscale or [None] * len(G)
     row_variances = [None if v is None else v[enc.codes] for v, enc in zip(variances, design.encodings)]
     J = len(groups[0]) if groups else 0
     offset, slope, variance = np.zeros(J), np.zeros((J, design.p)), np.zeros(J)
     # per term: G_k z_jk (zero where term k does not enter t_j), and the block of every t_j's cluster
     weights, blocks = [], []
-    for enc, g, zk, Gk, v in zip(design.encodings, groups, z, G, variances):
+    for enc, g, zk, Gk, v, rows in zip(design.encodings, groups, z, G, variances, coscale):
         inside = g >= 0
         zk = np.ones((J, 1)) if zk is None else zk
-        Gz = zk * v[np.clip(g, 0, None)][:, None] if Gk is None else zk @ Gk
-        weights.append(np.where(inside[:, None], Gz, 0.0))
-        variance += np.einsum("jq,jq->j", weights[-1], zk)
+        if rows is not None:  # the target's own cluster covariance; levels the cluster lacks never meet a row
+            Gg = cluster_covariances(enc, rows)[np.clip(g, 0, None)]
+            absent = inside & np.any((zk != 0) & np.isnan(np.diagonal(Gg, axis1=1, axis2=2)), axis=1)
+            Gg = np.nan_to_num(Gg)
+            variance += np.where(inside, np.einsum("jq,jqr,jr->j", zk, Gg, zk), 0.0)
+            variance[absent] = np.nan
+            offset[absent] = np.nan
+            weights.append(np.where(inside[:, None], np.einsum("jqr,jr->jq", Gg, zk), 0.0))
+        else:
+            Gz = zk * v[np.clip(g, 0, None)][:, None] if Gk is None else zk @ Gk
+            weights.append(np.where(inside[:, None], Gz, 0.0))
+            variance += np.einsum("jq,jq->j", weights[-1], zk)
         _, first = np.unique(enc.codes, return_index=True)
         blocks.append(np.where(inside, design.block_of_row[first][np.clip(g, 0, None)], -1))
     if not blocks:
@@ -391,7 +414,7 @@ def _block_moments(design: Design, G: list, groups: list[np.ndarray], z: list[np
             same = (codes[b] == g[j][:, None]) & (g[j] >= 0)[:, None]
             value = w[j][:, :1] if Zb is None else np.einsum("pmq,pq->pm", Zb[b], w[j])
             C[b, :, column] += same * value
-        S = np.linalg.solve(marginal_covariance(batch, G, row_variances, v_factors), C)
+        S = np.linalg.solve(marginal_covariance(batch, G, row_variances, v_factors, coscale), C)
         np.add.at(offset, j, np.einsum("bm,bmc->bc", batch.y, S)[b, column])
         np.add.at(slope, j, np.einsum("bmp,bmc->bcp", batch.X, S)[b, column])
         np.add.at(variance, j, -np.einsum("bmc,bmc->bc", C, S)[b, column])

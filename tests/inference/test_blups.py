@@ -142,3 +142,46 @@ def test_fixed_effects_fit_has_zero_random_effects():
     rows = fit.blup()
     assert_close(rows["pred"], fit.fitted, "pred")
     assert_close(rows["se"], fit.predict()["se"].to_numpy(), "se")
+
+
+def test_blups_of_a_structured_term_with_a_scale_model():
+    """E[u_jl | y] and its prediction-error SD against the dense computation (G_j per study), with a quarter of
+    the outcomes missing: the effects of absent (study, outcome) cells are NaN."""
+    from coscale_cases import dense_sigma, log_variance, simulate
+
+    dat, blocks = simulate(9, n_studies=25, missing=0.25)
+    model = bm.MetaModel("yi ~ 0 + outcome", data=dat, V=blocks, random="~ outcome | study", struct="UN",
+                         scale={"outcome | study": {"tau": "~ 0 + outcome + outcome:habitat", "rho": "~ habitat"}})
+    fit = model.fit("REML")
+    alpha, zeta = fit.alpha.to_numpy(), fit.zeta.to_numpy()
+    X, y = model.design.X, model.design.y
+    W = np.linalg.inv(dense_sigma(dat, blocks, alpha, zeta))
+    P = W - W @ X @ np.linalg.solve(X.T @ W @ X, X.T @ W)
+    table = fit.ranef()["outcome | study"]
+    terrestrial = (dat["habitat"] == "terrestrial").to_numpy(int)
+    tau = np.exp(0.5 * log_variance(dat["outcome"].to_numpy(), terrestrial, alpha))
+    for (study, outcome), row in table.iterrows():
+        mine = np.flatnonzero(dat["study"].to_numpy() == study)
+        here = mine[dat["outcome"].to_numpy()[mine] == outcome]
+        if not len(here):
+            assert row.isna().all()
+            continue
+        rho = np.tanh(zeta[0] + zeta[1] * terrestrial[here[0]])
+        c = np.zeros(len(y))  # Cov(u_jl, y)
+        c[mine] = tau[here[0]] * tau[mine] * np.where(dat["outcome"].to_numpy()[mine] == outcome, 1.0, rho)
+        assert row["pred"] == pytest.approx(c @ P @ y, abs=1e-8)
+        assert row["se"] == pytest.approx(np.sqrt(tau[here[0]] ** 2 - c @ P @ c), rel=1e-7)
+    assert table["pred"].isna().sum() == 2 * dat["study"].nunique() - len(dat)
+
+
+def test_default_formulas_give_the_plain_structure_blups():
+    dat = bm.datasets.load("habitat")
+    V = bm.vcalc("vi", "study", obs="outcome", rho=0.4, data=dat)
+    plain = bm.MetaModel("yi ~ 0 + outcome", data=dat, V=V, random="~ outcome | study", struct="UN").fit()
+    coscale = bm.MetaModel("yi ~ 0 + outcome", data=dat, V=V, random="~ outcome | study", struct="UN",
+                           scale={"outcome | study": {"rho": "~ 1"}}).fit()
+    a, b = plain.ranef()["outcome | study"], coscale.ranef()["outcome | study"]
+    present = b["pred"].notna()
+    assert (~present).sum() == 2 * dat["study"].nunique() - len(dat)
+    np.testing.assert_allclose(b[present].to_numpy(), a[present].to_numpy(), atol=1e-8)
+    np.testing.assert_allclose(coscale.blup().to_numpy(), plain.blup().to_numpy(), atol=1e-8)
