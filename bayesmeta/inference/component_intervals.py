@@ -236,7 +236,9 @@ def confint(fit, level: float = 0.95, method: str | None = None, *, cache: dict 
     _check_fit(fit, "confint")
     comps = free_components(fit)
     if not comps:
-        raise SpecificationError("confint: the model has no estimated variance components.")
+        scale = " (the scale model's coefficients have Wald intervals: fit.alpha_ci, fit.zeta_ci)" \
+            if fit.param.has_scale else ""
+        raise SpecificationError(f"confint: the model has no estimated variance components{scale}.")
     signs = _bounds(fit, comps, level, cache, progressbar)
     if standard:
         b = signs[comps[0].label]
@@ -255,7 +257,9 @@ def find_component(fit, component: str) -> Component:
     matches = [c for c in comps if c.label == component or c.label.split("[")[0] == component]
     if len(matches) != 1:
         what = "is ambiguous" if matches else "is not a free component of the model"
-        raise SpecificationError(f"component: {component!r} {what}; choose one of {labels}.")
+        scale = (" (profiles of scale-model coefficients are not available; see their Wald intervals, "
+                 "fit.alpha_ci and fit.zeta_ci)" if fit.param.has_scale else "")
+        raise SpecificationError(f"component: {component!r} {what}; choose one of {labels}{scale}.")
     return matches[0]
 
 

@@ -158,3 +158,12 @@ def test_reml_recovers_simulated_coefficients():
     assert fit.converged
     assert np.all(np.abs(fit.alpha.to_numpy() - ALPHA) < 3 * fit.alpha_se.to_numpy())
     assert np.all(np.abs(fit.zeta.to_numpy() - ZETA) < 3 * fit.zeta_se.to_numpy())
+
+
+def test_profile_intervals_point_to_the_wald_intervals():
+    dat, blocks = simulate(7, n_studies=40)
+    fit = _model(dat, blocks).fit("REML")
+    with pytest.raises(SpecificationError, match=r"Wald intervals: fit.alpha_ci, fit.zeta_ci"):
+        fit.confint(progressbar=False)
+    with pytest.raises(SpecificationError, match=r"profiles of scale-model coefficients are not available"):
+        fit.profile("zeta[Intercept]", points=3, progressbar=False)
