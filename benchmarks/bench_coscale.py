@@ -11,11 +11,17 @@ included; warm: after one untimed run; median of repeated runs):
   the same run where R with metafor is installed, at 100 studies only: at 500 studies (about 900 rows)
   rma.mv had not finished after 14 minutes on the 2-core benchmark machine.
 
-Run: ``python benchmarks/bench_coscale.py``.
+``--nuts`` adds NUTS (the default sampler, 4 chains of 1000 draws after 1000 tuning steps) on 500
+studies in a fresh Python process with a warm compile cache (after one run that fills it): wall time
+(imports, model building, compilation, sampling, and the row log-likelihoods, random effects and
+posterior predictive), sampling time, divergences and the smallest bulk ESS.
+
+Run: ``python benchmarks/bench_coscale.py [--nuts]`` from the repository root.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 import time
@@ -24,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bench_nuts import run_child
 from bench_reml import r_available, run_r_script
 
 import bayesmeta as bm
@@ -95,6 +102,12 @@ def main() -> None:
         print(table.to_string(index=False))
     print("\nratio = metafor time / bayesmeta time (higher is better for bayesmeta); metafor cannot fit the "
           "coscale model.")
+    if "--nuts" in sys.argv:
+        run_child(1000, 1000, "coscale", dict(os.environ), "nutpie")  # fill the compile cache
+        result = run_child(1000, 1000, "coscale", dict(os.environ), "nutpie")
+        print(f"\nNUTS (nutpie), 500 studies, 4 x 1000 after 1000, fresh process, warm cache: wall "
+              f"{result['wall_s']:.1f} s, sampling {result['sampling_s']:.1f} s, {result['divergences']} divergences, "
+              f"min bulk ESS {min(result['ess_bulk'].values()):.0f}")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,12 @@ elif data == "bivariate":  # 500 studies with two correlated outcomes: bivariate
                         "y": (np.array([0.3, -0.2]) + u + e).ravel(), "vi": vi.ravel()})
     V = bm.vcalc("vi", "study", type="outcome", rho=0.5, data=dat)
     model = bm.MetaModel("y ~ 0 + outcome", data=dat, V=V, random="~ outcome | study", struct="UN")
+elif data == "coscale":  # 500 studies, SDs and correlation depending on habitat (benchmarks/bench_coscale.py)
+    sys.path.insert(0, "tests")
+    from coscale_cases import simulate
+    dat, blocks = simulate(1, n_studies=500, missing=0.1)
+    model = bm.MetaModel("yi ~ 0 + outcome", data=dat, V=blocks, random="~ outcome | study", struct="UN",
+                         scale={"outcome | study": {"tau": "~ 0 + outcome + outcome:habitat", "rho": "~ habitat"}})
 else:
     rng = np.random.default_rng(1)
     sizes = rng.integers(3, 8, size=4000)
@@ -72,7 +78,8 @@ else:
 options = {"sampler": "nutpie", "mode": "FAST_RUN"} if sampler == "nutpie-c" else {"sampler": sampler}
 post = model.sample(draws=draws, tune=tune, chains=chains, random_seed=1, progressbar=False, **options)
 idata = post.idata
-ess = az.ess(idata, var_names=[v for v in ("beta", "sigma", "tau") if v in idata.posterior], method="bulk")
+ess = az.ess(idata, var_names=[v for v in ("beta", "sigma", "tau", "alpha", "zeta") if v in idata.posterior],
+             method="bulk")
 values = {f"{v}[{i}]": float(x) for v in ess.data_vars
           for i, x in zip(ess[v].coords[ess[v].dims[0]].values, np.ravel(ess[v].values))}
 print("RESULT " + json.dumps({"sampling_s": float(idata.posterior.attrs["sampling_time"]),
