@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from bench_nuts import run_child
-from bench_reml import r_available, run_r_script
+from bench_reml import metafor_available, print_table, run_r_script
 
 import bayesmeta as bm
 
@@ -77,9 +77,7 @@ def time_fit(dat: pd.DataFrame, reps: int, scale=None) -> tuple[float, object, i
 
 
 def main() -> None:
-    with_r = r_available()
-    if not with_r:
-        print("R with metafor not found: timing bayesmeta only.\n")
+    with_r = metafor_available()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for studies, reps, run_r in CASES:
@@ -97,9 +95,7 @@ def main() -> None:
                               f"({result.loglik:.6f} against {ref['loglik']:.6f})", file=sys.stderr)
                 rows.append(row)
                 print(f"done: {model}, {studies} studies", file=sys.stderr, flush=True)
-    table = pd.DataFrame(rows)
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
-        print(table.to_string(index=False))
+    print_table(rows)
     print("\nratio = metafor time / bayesmeta time (higher is better for bayesmeta); metafor cannot fit the "
           "coscale model.")
     if "--nuts" in sys.argv:

@@ -96,6 +96,20 @@ def time_bayesmeta(dat: pd.DataFrame, reps: int) -> tuple[tuple[float, float, fl
         peak / 2**20, result, n_warnings
 
 
+def print_table(rows: list[dict]) -> None:
+    """The benchmark's rows as one table, four significant digits."""
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
+        print(pd.DataFrame(rows).to_string(index=False))
+
+
+def metafor_available() -> bool:
+    """Whether R with metafor can be run (saying so when it cannot)."""
+    if not r_available():
+        print("R with metafor not found: timing bayesmeta only.\n")
+        return False
+    return True
+
+
 def r_available() -> bool:
     if shutil.which("Rscript") is None:
         return False
@@ -119,9 +133,7 @@ def time_metafor(dat: pd.DataFrame, reps: int, sparse: bool, workdir: Path) -> d
 
 
 def main() -> None:
-    with_r = r_available()
-    if not with_r:
-        print("R with metafor not found: timing bayesmeta only.\n")
+    with_r = metafor_available()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, n, reps, r_dense, r_sparse in CASES:
@@ -140,9 +152,7 @@ def main() -> None:
                         print(f"warning: {name}: estimates differ from metafor's", file=sys.stderr)
             rows.append(row)
             print(f"done: {name}", file=sys.stderr, flush=True)
-    table = pd.DataFrame(rows)
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
-        print(table.to_string(index=False))
+    print_table(rows)
     print("\nratio = metafor time / bayesmeta time (higher is better for bayesmeta).")
     if with_r:
         print("metafor skipped (NaN) where it would take minutes: dense rma.mv beyond 500 rows "
