@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.build import Design
+from ..engines.random_effects import CoscaleDraws
 from ..errors import SpecificationError
 from ..likelihood.profiled import RowCoscale, coscale_at, marginal_covariance
 from ..spec.random_terms import ROW_TERM
@@ -98,21 +99,26 @@ def conditional_moments(design: Design, param, theta: np.ndarray, groups: list[n
         variances, _ = param.group_variances(theta)
         return _nested_moments(design, variances, groups)
     variances = [v if param.scale_of(k) is not None else None for k, v in enumerate(param.group_variances(theta)[0])]
+    coscale = coscale_at(param, theta)
+    clusters = [None if rows is None else _cluster_covariances(param.coscale_of(k), rows, t.q)
+                for k, (rows, t) in enumerate(zip(coscale, param.terms))]
     return _block_moments(design, param.covariances(theta), groups, z, variances, param.v_multipliers(theta),
-                          coscale_at(param, theta))
+                          coscale, clusters)
 
 
-def cluster_covariances(enc, rows: RowCoscale) -> np.ndarray:
-    """G_j = D_j R(rho_j) D_j of every cluster of a structured term with a scale model, (n_groups, q, q);
-    NaN in the rows and columns of the levels a cluster lacks (their cell, and so its SD, does not exist)."""
-    q = enc.term.q
-    level = np.argmax(enc.Z, axis=1)
-    sd = np.full((enc.term.n_groups, q), np.nan)
-    sd[enc.codes, level] = rows.sd
-    rho = np.zeros(enc.term.n_groups)
-    rho[enc.codes] = rows.rho
-    lag = np.abs(np.subtract.outer(np.arange(q), np.arange(q)))
-    return sd[:, :, None] * rows.correlation.pair(rho[:, None, None], lag) * sd[:, None, :]
+def _cluster_covariances(coscale, rows: RowCoscale, q: int) -> np.ndarray:
+    """G_j = D_j R(rho_j) D_j of every cluster of a structured term with a scale model (one draw of
+    :class:`~bayesmeta.engines.random_effects.CoscaleDraws`), (n_groups, q, q); NaN in the rows and
+    columns of the levels a cluster lacks (their cell, and so its SD, does not exist)."""
+    sd_cells = np.empty(len(coscale.tau.W))
+    sd_cells[coscale.cell_of_row] = rows.sd
+    rho = np.empty(int(coscale.cluster_of_row.max()) + 1)
+    rho[coscale.cluster_of_row] = rows.rho
+    draw = CoscaleDraws(sd_cells[None], rho[None], coscale)
+    absent = ~draw.present(q)
+    G = draw.cluster_covariances(q)[0]
+    G[absent[:, :, None] | absent[:, None, :]] = np.nan
+    return G
 
 
 def prediction_error(result, X0: np.ndarray, moments: Moments) -> tuple[np.ndarray, np.ndarray]:
@@ -362,23 +368,25 @@ def _nested_moments(design: Design, variances: list[np.ndarray], groups: list[np
 
 def _block_moments(design: Design, G: list, groups: list[np.ndarray], z: list[np.ndarray | None],
                    variances: list | None = None, v_factors: np.ndarray | None = None,
-                   coscale: list | None = None) -> Moments:
+                   coscale: list | None = None, clusters: list | None = None) -> Moments:
     """The batched path; a term with ``G[k]`` None (a scale model) has one variance per group,
     ``variances[k]``, or (a structured term's scale model, ``coscale[k]``) one covariance per cluster,
+    ``clusters[k]`` (n_groups, q, q),
     and ``v_factors`` scale V (``V_scale=``), as in :func:`bayesmeta.likelihood.profiled.marginal_covariance`.
     The effect of a level a cluster lacks has a NaN variance."""
     variances = variances or [None] * len(G)
     coscale = coscale or [None] * len(G)
+    clusters = clusters or [None] * len(G)
     row_variances = [None if v is None else v[enc.codes] for v, enc in zip(variances, design.encodings)]
     J = len(groups[0]) if groups else 0
     offset, slope, variance = np.zeros(J), np.zeros((J, design.p)), np.zeros(J)
     # per term: G_k z_jk (zero where term k does not enter t_j), and the block of every t_j's cluster
     weights, blocks = [], []
-    for enc, g, zk, Gk, v, rows in zip(design.encodings, groups, z, G, variances, coscale):
+    for enc, g, zk, Gk, v, Gc in zip(design.encodings, groups, z, G, variances, clusters):
         inside = g >= 0
         zk = np.ones((J, 1)) if zk is None else zk
-        if rows is not None:  # the target's own cluster covariance; levels the cluster lacks never meet a row
-            Gg = cluster_covariances(enc, rows)[np.clip(g, 0, None)]
+        if Gc is not None:  # the target's own cluster covariance; levels the cluster lacks never meet a row
+            Gg = Gc[np.clip(g, 0, None)]
             absent = inside & np.any((zk != 0) & np.isnan(np.diagonal(Gg, axis1=1, axis2=2)), axis=1)
             Gg = np.nan_to_num(Gg)
             variance += np.where(inside, np.einsum("jq,jqr,jr->j", zk, Gg, zk), 0.0)
