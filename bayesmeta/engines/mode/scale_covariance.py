@@ -1,5 +1,5 @@
-"""The covariance of the scale coefficients of a location-scale model (and of the coefficients of the
-proportional sampling-variance model, ``V_scale=``), and their drift.
+"""The covariances of the coefficients of scale models (alpha; zeta of the correlation models of structured
+terms) and of the proportional sampling-variance model (delta, ``V_scale=``), and their drift.
 
 At an ML/REML estimate (or a posterior mode) the scale coefficients get the
 inverse Hessian of the negative (restricted) log-likelihood, as metafor's
@@ -17,31 +17,20 @@ from .drift import find_drift
 from .objective import Objective
 
 
-def scale_inference(objective: Objective, theta: np.ndarray,
-                    prior_precision: np.ndarray | None = None) -> tuple[np.ndarray, tuple]:
-    """Drifting scale coefficients and the covariance of the scale coefficients at an estimate.
+def coefficient_inference(objective: Objective, theta: np.ndarray, prior_precision: dict | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, tuple, np.ndarray]:
+    """Drifting coefficients and the covariances of the scale coefficients alpha, of the
+    sampling-variance coefficients delta (``V_scale=``) and of the correlation coefficients zeta (scale
+    models of structured terms) at an estimate: ``(alpha_vcov, delta_vcov, drift, zeta_vcov)``.
 
     The covariance is the inverse Hessian of the negative (restricted)
     log-likelihood over every free variance parameter off its boundary, mapped to
-    the scale coefficients; along drift directions the likelihood is flat, so the
+    the coefficients; along drift directions the likelihood is flat, so the
     covariance is that of the projection orthogonal to them
-    (:func:`bayesmeta.engines.mode.curvature.covariance`). ``prior_precision`` adds the curvature
-    of independent Normal priors (posterior modes; see :func:`coefficient_inference`).
-    """
-    alpha_vcov, _, drift, _ = coefficient_inference(objective, theta, prior_precision)
-    return alpha_vcov, drift
-
-
-def coefficient_inference(objective: Objective, theta: np.ndarray,
-                          prior_precision: np.ndarray | dict | None = None
-                          ) -> tuple[np.ndarray, np.ndarray, tuple, np.ndarray]:
-    """As :func:`scale_inference`, with the covariances of the sampling-variance coefficients delta
-    (``V_scale=``) and of the correlation coefficients zeta (scale models of structured terms) from the same
-    Hessian: ``(alpha_vcov, delta_vcov, drift, zeta_vcov)``.
-
-    ``prior_precision`` adds the curvature of independent Normal priors on the coefficients (posterior
-    modes): an array, per scale coefficient alpha, or a dict with any of the keys ``"alpha"``, ``"delta"``
-    and ``"zeta"``, per coefficient of that part (the precisions ``1 / sigma^2``; 0 for no prior curvature).
+    (:func:`bayesmeta.engines.mode.curvature.covariance`). ``prior_precision`` adds the curvature of
+    independent Normal priors on the coefficients (posterior modes): a dict with any of the keys
+    ``"alpha"``, ``"delta"`` and ``"zeta"``, per coefficient of that part (the precisions ``1 / sigma^2``;
+    0 for no prior curvature).
     """
     param = objective.param
     drift = find_drift(param, finite(theta), objective.loglik, float(np.median(objective.design.V.diagonal())))
@@ -67,12 +56,11 @@ def coefficient_inference(objective: Objective, theta: np.ndarray,
     H = hessian(objective.gradient, finite(theta), idx)
     extra = None
     if prior_precision is not None:
-        parts = prior_precision if isinstance(prior_precision, dict) else {"alpha": prior_precision}
-        unknown = set(parts) - {"alpha", "delta", "zeta"}
+        unknown = set(prior_precision) - set(rows)
         if unknown:
             raise ValueError(f"coefficient_inference: prior precisions of unknown parts {sorted(unknown)}.")
         extra = np.zeros((len(idx), len(idx)))
-        for part, precision in parts.items():
+        for part, precision in prior_precision.items():
             extra[rows[part], rows[part]] = precision
     vcov = covariance(H, to_reported, flat, extra)[np.ix_(where, where)]
     a, d = slice(0, n_alpha), slice(n_alpha, n_alpha + n_delta)
