@@ -6,7 +6,8 @@ Same model and the same two evaluation paths as :mod:`bayesmeta.likelihood.profi
 nested random intercepts with diagonal V (:mod:`bayesmeta.likelihood.nested`). Here the
 fixed effects ``beta`` are free, and the log-likelihood is returned per
 independent block, so that it can be summed for sampling and stored per block
-for model comparison (LOO at the level of clusters). The proportional
+for model comparison (LOO at the level of clusters); the sum used for sampling
+factors the blocks in fused Ops (:func:`total_loglik`). The proportional
 sampling-variance model (``V_scale=``) scales each block's V to ``D^1/2 V D^1/2``
 with per-row factors ``exp(w_i' delta)``, and a structured term whose SDs and
 correlation have a scale model adds ``M o (s s') o R_pair`` with per-row SDs ``s``
@@ -28,6 +29,7 @@ import pytensor.tensor as pt
 from pytensor.tensor.slinalg import solve_triangular
 
 from ..design.build import Design
+from .block_gaussian import block_gaussian_loglik
 from .nested_op import nested_loglik, sorted_outcome
 from .profiled import LOG_2PI
 
@@ -178,14 +180,13 @@ def _coscale_term(batch, Z: np.ndarray, rows):
     real = batch.rows >= 0
     safe = np.where(real, batch.rows, 0)
     level = np.argmax(Z, axis=2)
-    lag = np.abs(level[:, :, None] - level[:, None, :])  # constant
-    sd = pt.where(real, sd_rows[safe], 0.0)
+    lag = np.abs(level[:, :, None] - level[:, None, :])
+    sd = sd_rows[safe] * real
     return sd[:, :, None] * sd[:, None, :] * correlation.pair_pt(rho_rows[safe][:, :, None], lag)
 
 
-def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=None, data: SharedData | None = None,
-                  v_factors=None, coscale=None):
-    """Per-block log-likelihood (and X' Sigma^-1 X) over padded batches of blocks.
+def _batch_systems(design: Design, beta, G: list, variances, data: SharedData | None, v_factors, coscale):
+    """Per batch of blocks, the batch, its marginal covariances ``S`` (B, m, m) and residuals ``r`` (B, m).
 
     ``variances`` (scale models): per term, None or the vector of its groups' variances,
     used instead of ``G`` (pairs of rows in one group share their group's variance).
@@ -193,9 +194,9 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=Non
     ``v_factors`` (``V_scale``): per row, the factor m_i of its sampling variance; each
     batch's V becomes ``V_ik sqrt(m_i m_k)`` (padding rows keep the factor 1).
     ``coscale``: per term, None or ``(sd_rows, rho_rows, correlation)`` (see :func:`block_loglik`).
+    Products with the design are written as broadcast products and sums, not batched matrix
+    products: small blocks make those a loop of tiny BLAS calls.
     """
-    parts, ids = [], []
-    A = 0.0
     per_group = variances or [None] * len(G)
     per_row = coscale or [None] * len(G)
     for i, batch in enumerate(design.batches):
@@ -213,9 +214,19 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=Non
                 S = S + M * (v[enc.codes[safe]] * real)[:, :, None]
             elif Z is None:
                 S = S + M * Gk[0, 0]
-            else:
-                S = S + M * pt.matmul(pt.matmul(Z, Gk), np.swapaxes(Z, 1, 2))
-        r = y_batch - pt.matmul(batch.X, beta)
+            else:  # M o (Z G Z'), from the products of every pair of rows' random-effect designs (B, m, m, q, q)
+                pairs = M[:, :, :, None, None] * Z[:, :, None, :, None] * Z[:, None, :, None, :]
+                S = S + (pairs * Gk).sum(axis=(3, 4))
+        yield batch, S, y_batch - (batch.X * beta).sum(axis=2)
+
+
+def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=None, data: SharedData | None = None,
+                  v_factors=None, coscale=None):
+    """Per-block log-likelihood (and X' Sigma^-1 X) over padded batches of blocks
+    (arguments as for :func:`_batch_systems`)."""
+    parts, ids = [], []
+    A = 0.0
+    for batch, S, r in _batch_systems(design, beta, G, variances, data, v_factors, coscale):
         m = batch.rows.shape[1]
         logdet, quad, ZX = _factor_and_solve(S, r, batch.X if restricted else None, m)
         real = (batch.rows >= 0).sum(axis=1)
@@ -225,6 +236,16 @@ def _batched_logp(design: Design, beta, G: list, restricted: bool, variances=Non
             W = ZX.reshape((-1, design.p))
             A = A + W.T @ W
     return pt.concatenate(parts), np.concatenate(ids), A if restricted else None
+
+
+def _batched_total(design: Design, beta, G: list, variances, data: SharedData | None, v_factors, coscale):
+    """The log-likelihood summed over the batches' blocks, one fused Op per batch
+    (:mod:`bayesmeta.likelihood.block_gaussian`)."""
+    total = 0.0
+    for batch, S, r in _batch_systems(design, beta, G, variances, data, v_factors, coscale):
+        # -1/2 log 2pi per row, from the batch's array of real rows: no constant that depends on the data's size
+        total = total + block_gaussian_loglik(S, r) - 0.5 * LOG_2PI * pt.as_tensor_variable(batch.rows >= 0).sum()
+    return total
 
 
 def block_loglik(design: Design, beta, G: list, restricted: bool = False, variances=None,
@@ -285,9 +306,12 @@ def total_loglik(design: Design, beta, G: list, restricted: bool = False, varian
                  data: SharedData | None = None, v_factors=None, coscale=None):
     """The log-likelihood summed over blocks (plus the restricted term if asked).
 
-    Nested designs without the restricted term use one fused Op with its own
-    gradient (:mod:`bayesmeta.likelihood.nested_op`), about twice as fast to evaluate as the
-    graph of :func:`block_loglik`; everything else sums that graph.
+    Without the restricted term, nested designs use one fused Op with its own gradient
+    (:mod:`bayesmeta.likelihood.nested_op`), about twice as fast to evaluate as the graph
+    of :func:`block_loglik`, and batched designs one fused Op per batch that factors and
+    solves its blocks (:mod:`bayesmeta.likelihood.block_gaussian`), around a graph that only
+    builds the blocks' covariances and residuals; with it, the graph of :func:`block_loglik`
+    is summed.
 
     Parameters
     ----------
@@ -307,6 +331,8 @@ def total_loglik(design: Design, beta, G: list, restricted: bool = False, varian
     outcome = data.outcome if data is not None else None
     if outcome is not None and restricted:
         raise ValueError("total_loglik: the outcome of a nested design can be data only without the restricted term.")
+    if design.nested is None and not restricted:
+        return _batched_total(design, beta, G, variances, data, v_factors, coscale)
     if design.nested is None or restricted or v_factors is not None or any(c is not None for c in coscale or ()):
         logp, term = block_loglik(design, beta, G, restricted=restricted, variances=variances, data=data,
                                   v_factors=v_factors, coscale=coscale)

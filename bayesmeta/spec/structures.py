@@ -92,10 +92,10 @@ class Correlation:
         return np.zeros(np.broadcast(rho, lag).shape)
 
     def pair_pt(self, rho, lag: np.ndarray):
-        """:meth:`pair` as a PyTensor expression: ``rho`` a tensor, ``lag`` a constant integer array."""
+        """:meth:`pair` as a PyTensor expression: ``rho`` a tensor, ``lag`` an integer array or tensor."""
         import pytensor.tensor as pt
 
-        return pt.switch(lag == 0, 1.0, 0.0) + 0.0 * rho
+        return pt.switch(pt.eq(lag, 0), 1.0, 0.0) + 0.0 * rho
 
     # unconstrained parameters: theta in R^n -> rho ------------------------
 
@@ -165,7 +165,7 @@ class Exchangeable(_Single):
     def pair_pt(self, rho, lag):
         import pytensor.tensor as pt
 
-        return pt.switch(lag == 0, 1.0, rho)
+        return pt.switch(pt.eq(lag, 0), 1.0, rho)
 
 
 def _lags(q: int) -> np.ndarray:
@@ -199,7 +199,7 @@ class Autoregressive(_Single):
     def pair_pt(self, rho, lag):
         import pytensor.tensor as pt
 
-        return pt.switch(lag == 0, 1.0, pt.power(rho, np.maximum(lag, 1)))
+        return pt.switch(pt.eq(lag, 0), 1.0, pt.power(rho, pt.maximum(lag, 1)))
 
 
 def cpc_to_correlation(z, q: int) -> np.ndarray:

@@ -21,7 +21,9 @@ import hashlib
 import numpy as np
 
 #: Version of the generated wrapper's source; part of its cache key.
-_WRAPPER_VERSION = "1"
+_WRAPPER_VERSION = "2"
+#: Entries per tuple display in the generated callbacks (see :func:`_wrapper_source`).
+_GROUP = 20
 
 
 @functools.cache
@@ -60,10 +62,14 @@ def _wrapper_source(name: str, kind: str, inputs: list, positions: dict) -> str:
         p, ndim = positions[variable], variable.type.ndim
         shape = "".join(f"int(table[{p + 1 + d}]), " for d in range(ndim))
         unpack.append(f"    s{i} = carray(as_pointer(table[{p}]), ({shape}), np.{np.dtype(variable.type.dtype).name})")
-    shared = "".join(f", s{i}" for i in range(len(inputs)))
+    # the arguments as one tuple, concatenated from displays of fewer than 30 entries: Python compiles
+    # longer calls and displays through a list (LIST_TO_TUPLE), which numba cannot compile
+    names = ["x"] + [f"s{i}" for i in range(len(inputs))]
+    groups = ["(" + ", ".join(names[i:i + _GROUP]) + ",)" for i in range(0, len(names), _GROUP)]
+    unpack.append(f"    arguments = {' + '.join(groups)}")
     if kind == "logp":
         head = f"def {name}(dim, x_, out_, logp_, table_):"
-        body = [f"        value, gradient = inner(x{shared})",
+        body = ["        value, gradient = inner(*arguments)",
                 "        carray(out_, (N_DIM,))[:] = gradient",
                 "        carray(logp_, (1,))[0] = value",
                 "        if not np.isfinite(value):",
@@ -75,7 +81,7 @@ def _wrapper_source(name: str, kind: str, inputs: list, positions: dict) -> str:
         head = f"def {name}(dim, n_out, x_, out_, table_):"
         body = ["        if n_out != N_OUT:",
                 "            return -1",
-                f"        carray(out_, (N_OUT,))[:] = inner(x{shared})[0]"]
+                "        carray(out_, (N_OUT,))[:] = inner(*arguments)[0]"]
         failure = "-2"
     table = ["    table = carray(table_, (N_TABLE,), np.uint64)"] if inputs else []
     lines = [head,

@@ -143,7 +143,7 @@ def sample_grid(design: Design, param: Parameterization, prior_sets: list, *, dr
     out = [None] * len(prior_sets)
     for members in groups.values():
         _, first, first_registry = members[0]
-        family_mode = mode or nutpie_backend.choose_mode(first.logp())
+        family_mode = mode or nutpie_backend.choose_mode(first.logp(), design.n_blocks)
         compiled = nutpie_backend.compile_model(first, family_mode, start=fixed_effects_at_outcome(first, design))
         # takes each prior set's hyperparameters with the shared variables
         log_prior = LogPrior(first, nutpie_backend.single_mode(family_mode))

@@ -113,11 +113,103 @@ def test_direct_calls_equal_the_compiled_function_with_current_shared_values():
         assert (bound_value == pytest.approx(float(function(x)[0]), rel=1e-14)) == (mode == "FAST_RUN")
 
 
-def test_block_designs_keep_the_c_backend():
+def test_block_designs_use_numba_from_the_threshold_on():
+    """Small batched designs keep the C backend (a new form compiles in seconds, not a minute); from
+    NUMBA_MIN_BLOCKS blocks on, numba (chains in parallel through C callbacks)."""
     from bayesmeta.engines.bayes import nutpie_backend
 
     logp, _ = _log_density_functions(berkey_model(), [])
     assert nutpie_backend.choose_mode(logp) == "FAST_RUN"
+    assert nutpie_backend.choose_mode(logp, nutpie_backend.NUMBA_MIN_BLOCKS - 1) == "FAST_RUN"
+    assert nutpie_backend.choose_mode(logp, nutpie_backend.NUMBA_MIN_BLOCKS) == "NUMBA"
+
+
+def _coscale_model(seed: int):
+    from coscale_cases import simulate
+
+    dat, blocks = simulate(seed, n_studies=40, missing=0.2)
+    return bm.MetaModel("yi ~ 0 + outcome", data=dat, V=blocks, random="~ outcome | study", struct="UN",
+                        scale={"outcome | study": {"tau": "~ 0 + outcome + outcome:habitat", "rho": "~ habitat"}})
+
+
+def _coscale_log_density(seed: int):
+    import pytensor.tensor as pt
+
+    from bayesmeta.engines.bayes.priors import resolve_priors
+    from bayesmeta.engines.bayes.pymc_model import SharedHyperparameters, build_model
+
+    model = _coscale_model(seed)
+    pm_model = build_model(model.design, model.param, resolve_priors(model.design, model.param),
+                           shared=SharedHyperparameters())
+    logp = pm_model.logp(jacobian=True)
+    return pm_model, [logp, pt.concatenate([g.ravel() for g in pt.grad(logp, pm_model.value_vars)])]
+
+
+def test_lifted_constants_leave_the_log_density_and_no_data_in_the_code():
+    """lift_constants turns the data into shared variables: the log-density and gradient are unchanged,
+    and two data sets of one form (different sizes, designs and outcomes) leave the same constants, so
+    numba's compiled code of one serves the other."""
+    import pytensor
+    from pymc.pytensorf import join_nonshared_inputs
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import ancestors
+
+    from bayesmeta.engines.bayes.nutpie_backend import lift_constants
+
+    remaining = []
+    for seed in (1, 2):
+        pm_model, outputs = _coscale_log_density(seed)
+        lifted = lift_constants(outputs)
+        constants = [v for v in ancestors(lifted) if isinstance(v, Constant)]
+        remaining.append(sorted(f"{c.type}{np.asarray(c.data).tolist()}" for c in constants))
+        point = pm_model.initial_point()
+        functions = [pytensor.function([x], out, mode="FAST_COMPILE") for out, x in
+                     (join_nonshared_inputs(point, o, pm_model.value_vars) for o in (outputs, lifted))]
+        x = np.random.default_rng(seed).normal(scale=0.3, size=sum(np.size(v) for v in point.values()))
+        for original, new in zip(*(f(x) for f in functions)):
+            np.testing.assert_allclose(new, original, rtol=1e-12)
+    assert remaining[0] == remaining[1]
+    assert all(np.asarray(c.data).size < 16 for c in constants)
+
+
+def test_callbacks_with_many_shared_inputs_compile():
+    """A C callback whose graph reads more shared variables than Python passes to a call directly (30):
+    the generated source concatenates tuples of fewer, which numba compiles."""
+    import numba
+    from pytensor.link.numba.cache import compile_numba_function_src
+
+    from bayesmeta.engines.bayes import nutpie_native
+
+    class Variable:
+        class type:
+            ndim, dtype = 1, "float64"
+
+    inputs = [Variable() for _ in range(45)]
+    positions = {v: 2 * i for i, v in enumerate(inputs)}
+    source = nutpie_native._wrapper_source("callback", "logp", inputs, positions)
+    assert source.count("(x, s0, ") == 1 and "inner(*arguments)" in source
+
+    @numba.njit
+    def inner(x, *shared):
+        total = 0.0
+        for s in shared:
+            total += s.sum()
+        return total + x.sum(), x * 2.0
+
+    arrays = [np.full(3, float(i)) for i in range(45)]
+    table = np.array([v for a in arrays for v in (a.ctypes.data, a.size)], dtype=np.uint64)
+    env = {"np": np, "carray": numba.carray, "as_pointer": nutpie_native._pointer_intrinsic(), "inner": inner,
+           "N_DIM": 2, "N_OUT": 0, "N_TABLE": len(table)}
+    callback = numba.cfunc(nutpie_native._signature("logp"))(compile_numba_function_src(source, "callback", env))
+    import ctypes
+
+    pointer = ctypes.POINTER(ctypes.c_double)
+    x, gradient, value = np.array([1.0, 2.0]), np.zeros(2), np.zeros(1)
+    status = callback.ctypes(2, x.ctypes.data_as(pointer), gradient.ctypes.data_as(pointer),
+                             value.ctypes.data_as(pointer), table.ctypes.data)
+    assert status == 0
+    assert value[0] == 3.0 * sum(range(45)) + 3.0
+    np.testing.assert_array_equal(gradient, [2.0, 4.0])
 
 
 @pytest.mark.filterwarnings("ignore::bayesmeta.ConvergenceWarning")  # few draws on purpose
@@ -222,3 +314,31 @@ def test_c_callbacks_are_loaded_from_the_disk_cache():
     _, positions, n_table = nutpie_native.table_layout(compiled.logp_func, compiled.expand_func)
     again = nutpie_native.c_callback(compiled.logp_func, "logp", compiled.n_dim, 0, positions, n_table)
     assert again._cache_hits == 1
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::bayesmeta.ConvergenceWarning")  # few draws on purpose
+def test_batched_models_compiled_by_numba_sample_through_c_callbacks():
+    """A structured-block model compiled by numba (as for NUMBA_MIN_BLOCKS blocks or more): the fused block
+    Op with the data lifted to shared variables gives the C backend's log-density and gradient, through C
+    callbacks too (more than 30 shared variables), and another data set of the form samples with them."""
+    pytest.importorskip("nutpie")
+    from bayesmeta.engines.bayes import nutpie_backend, nutpie_native
+
+    pm_model, _ = _coscale_log_density(3)
+    compiled = nutpie_backend.compile_model(pm_model, "NUMBA")
+    assert isinstance(compiled, nutpie_native.native_model_type())
+    c_backend = nutpie_backend.compile_model(pm_model, "FAST_RUN")
+    rng = np.random.default_rng(8)
+    for _ in range(3):
+        x = rng.normal(scale=0.3, size=compiled.n_dim)
+        value, gradient, _ = _call_callbacks(compiled, x)
+        expected_value, expected_gradient = compiled.logp_func(x)
+        assert value == pytest.approx(float(expected_value), rel=1e-12)
+        np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-12)
+        logp_and_grad = c_backend._make_logp_func()
+        c_value, c_gradient = logp_and_grad(x)
+        assert value == pytest.approx(c_value, rel=1e-10)
+        np.testing.assert_allclose(gradient, c_gradient, rtol=1e-8, atol=1e-10)
+    post = _coscale_model(4).sample(draws=50, tune=50, chains=2, random_seed=1, mode="NUMBA", progressbar=False)
+    assert post.idata.posterior.sizes["draw"] == 50 and post.diagnostics["divergences"] == 0
