@@ -9,6 +9,16 @@ memory is the largest allocation traced during one build-and-fit. When R with
 metafor is installed, the same fits are timed with rma.mv (dense default and
 sparse=TRUE) in the same run, skipping sizes where metafor would take minutes.
 
+A second table times two structured models (:data:`STRUCTURED`), with metafor's
+sparse rma.mv in the same run at the smallest size:
+
+* ``bivariate UN``: two outcomes per study, 10% of them missing, sampling
+  correlation 0.4 (the simulation behind the ``habitat`` data set,
+  ``tests/coscale_cases.py``), ``random="~ outcome | study", struct="UN"``;
+* ``HAR``: five yearly time points per study, each reported with probability
+  0.8, sampling errors AR(1) over time (phi 0.5, ``vcalc(vi, study, time=...)``),
+  ``random="~ time | study", struct="HAR"``.
+
 Run: ``python benchmarks/bench_reml.py`` (or ``make bench``).
 """
 
@@ -40,6 +50,29 @@ CASES = [
 ]
 R_REPS = {"school": 20, "sim-500": 1, "sim-1000": 1}
 
+#: (model, studies, bayesmeta repetitions, run metafor?)
+STRUCTURED = [("bivariate UN", 100, 10, True), ("bivariate UN", 5_000, 3, False),
+              ("HAR", 100, 10, True), ("HAR", 2_000, 3, False)]
+
+R_STRUCTURED = r"""
+suppressMessages(library(metafor))
+args <- commandArgs(trailingOnly = TRUE)
+dat <- read.csv(args[1]); reps <- as.integer(args[2]); model <- args[3]
+if (model == "HAR") {
+  V <- vcalc(vi, cluster = study, time1 = time, phi = 0.5, data = dat, sparse = TRUE)
+  dat$time <- factor(dat$time)
+  fit <- function() rma.mv(yi, V, mods = ~ 0 + time, random = ~ time | study, struct = "HAR", data = dat,
+                           method = "REML", sparse = TRUE)
+} else {
+  V <- vcalc(vi, cluster = study, obs = outcome, rho = 0.4, data = dat, sparse = TRUE)
+  fit <- function() rma.mv(yi, V, mods = ~ 0 + outcome, random = ~ outcome | study, struct = "UN", data = dat,
+                           method = "REML", sparse = TRUE)
+}
+f <- fit()
+times <- replicate(reps, system.time(fit())[["elapsed"]])
+cat(sprintf('{"seconds": %.6f, "loglik": %.10f}\n', median(times), as.numeric(logLik(f))))
+"""
+
 R_SCRIPT = r"""
 suppressMessages(library(metafor))
 args <- commandArgs(trailingOnly = TRUE)
@@ -60,6 +93,60 @@ def simulate(n: int, seed: int = 1) -> pd.DataFrame:
     y = (0.2 + rng.normal(0, np.sqrt(0.06), len(sizes))[district] + rng.normal(0, np.sqrt(0.03), n)
          + rng.normal(0, np.sqrt(vi)))
     return pd.DataFrame({"district": district, "study": np.arange(n), "yi": y, "vi": vi})
+
+
+def simulate_har(n_studies: int, seed: int = 1) -> pd.DataFrame:
+    """Longitudinal data: five time points per study, each reported with probability 0.8 (at least one);
+    random effects with SDs 0.3-0.5 over time and AR(1) correlation 0.6, sampling errors AR(1) with phi 0.5."""
+    rng = np.random.default_rng(seed)
+    times = np.arange(5)
+    tau = np.linspace(0.3, 0.5, 5)
+    lags = np.abs(np.subtract.outer(times, times))
+    u = rng.multivariate_normal(np.zeros(5), np.outer(tau, tau) * 0.6 ** lags, size=n_studies)
+    vi = rng.uniform(0.01, 0.1, (n_studies, 5))
+    e = rng.multivariate_normal(np.zeros(5), 0.5 ** lags, size=n_studies) * np.sqrt(vi)
+    present = rng.random((n_studies, 5)) < 0.8
+    present[~present.any(axis=1), 0] = True
+    study, time = np.nonzero(present)
+    return pd.DataFrame({"study": study, "time": time, "yi": (0.1 * times + u + e)[study, time],
+                         "vi": vi[study, time]})
+
+
+def structured_fit(model: str, dat: pd.DataFrame):
+    """Build and fit a structured model (see :data:`STRUCTURED`) by REML."""
+    if model == "HAR":
+        V = bm.vcalc("vi", "study", time="time", phi=0.5, data=dat)
+        return bm.MetaModel("yi ~ 0 + C(time)", data=dat, V=V, random="~ time | study", struct="HAR").fit("REML")
+    V = bm.vcalc("vi", "study", obs="outcome", rho=0.4, data=dat)
+    return bm.MetaModel("yi ~ 0 + outcome", data=dat, V=V, random="~ outcome | study", struct="UN").fit("REML")
+
+
+def structured_rows(workdir: Path, with_r: bool) -> list[dict]:
+    """The second table: structured models by REML, with metafor's sparse rma.mv at the smallest size."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from coscale_cases import simulate as simulate_bivariate
+
+    rows = []
+    for model, studies, reps, run_r in STRUCTURED:
+        dat = simulate_har(studies) if model == "HAR" else simulate_bivariate(1, n_studies=studies, missing=0.1)[0]
+        structured_fit(model, dat)  # warm-up
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            result = structured_fit(model, dat)
+            times.append(time.perf_counter() - start)
+        seconds = float(np.median(times))
+        row = {"model": model, "studies": studies, "rows": len(dat), "bayesmeta_s": seconds,
+               "converged": result.converged, "metafor_sparse_s": np.nan, "metafor_sparse_ratio": np.nan}
+        if with_r and run_r:
+            ref = run_r_script(R_STRUCTURED, dat, ["1" if studies > 100 else "3", model], workdir)
+            row["metafor_sparse_s"], row["metafor_sparse_ratio"] = ref["seconds"], ref["seconds"] / seconds
+            if abs(ref["loglik"] - result.loglik) > 1e-4:
+                print(f"warning: {model}, {studies} studies: log-likelihood differs from metafor's "
+                      f"({result.loglik:.6f} against {ref['loglik']:.6f})", file=sys.stderr)
+        rows.append(row)
+        print(f"done: {model}, {studies} studies", file=sys.stderr, flush=True)
+    return rows
 
 
 def data_for(name: str) -> pd.DataFrame:
@@ -152,11 +239,14 @@ def main() -> None:
                         print(f"warning: {name}: estimates differ from metafor's", file=sys.stderr)
             rows.append(row)
             print(f"done: {name}", file=sys.stderr, flush=True)
+        structured = structured_rows(Path(tmp), with_r)
     print_table(rows)
     print("\nratio = metafor time / bayesmeta time (higher is better for bayesmeta).")
     if with_r:
         print("metafor skipped (NaN) where it would take minutes: dense rma.mv beyond 500 rows "
               "(about 10 s at 514 rows, cubic in n), sparse beyond 1,000 rows (about 77 s at 5,109 rows).")
+    print("\nStructured models (REML, building included):")
+    print_table(structured)
 
 
 if __name__ == "__main__":
