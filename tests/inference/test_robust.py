@@ -5,8 +5,8 @@ entries A_bcg, B_school, C_multivariate and D_categorical ``robust`` (metafor's 
 CR0, and CR2 with clubSandwich = TRUE) and ``clubSandwich`` (vcovCR, coef_test, conf_int and
 Wald_test HTZ called directly). Beyond the fixture, two independent dense implementations
 check what metafor and clubSandwich were not asked: CR1 with clusters that split the
-model's independent blocks (metafor's full-weight scores), and CR2 of a location-scale fit
-with clubSandwich's own J x J algorithm transcribed.
+model's independent blocks (metafor's full-weight scores), and CR2 of a location-scale and
+a location-coscale fit with clubSandwich's own J x J algorithm transcribed.
 """
 
 from __future__ import annotations
@@ -287,6 +287,30 @@ def test_cr2_of_a_location_scale_fit_matches_clubsandwich_algorithm():
     test = rob.wald_test(L=L)
     assert_close(test.statistic, F, "HTZ F", rel=1e-8)
     assert_close(test.df_resid, df2, "HTZ df", rel=1e-8)
+
+
+def test_cr2_of_a_location_coscale_fit_matches_clubsandwich_algorithm():
+    """Bivariate location-coscale model (SDs and correlation by habitat, a fifth of the outcomes missing):
+    CR2 by study and by habitat-and-outcome-count clusters equals clubSandwich's J x J algorithm on the
+    marginal covariance built pair by pair in the test (clubSandwich cannot fit the model itself)."""
+    from coscale_cases import dense_sigma, simulate
+
+    dat, blocks = simulate(7, n_studies=40, missing=0.2)
+    fit = bm.MetaModel("yi ~ 0 + outcome + habitat", data=dat, V=blocks, random="~ outcome | study",
+                       struct="UN", scale={"outcome | study": {"tau": "~ 0 + outcome + outcome:habitat",
+                                                               "rho": "~ habitat"}}).fit()
+    Sigma = dense_sigma(dat, blocks, fit.alpha.to_numpy(), fit.zeta.to_numpy())
+    X = np.column_stack([dat["outcome"] == "A", dat["outcome"] == "B", dat["habitat"] == "terrestrial"]).astype(float)
+    L = np.eye(3)[[2]]
+    size = dat.groupby("study")["yi"].transform("size").astype(str)
+    for cluster in (dat["study"].to_numpy(), (dat["habitat"] + size).to_numpy()):
+        vcov, df, F, df2 = _clubsandwich_dense(X, dat["yi"].to_numpy(), Sigma, fit.coef.to_numpy(), cluster, L)
+        rob = fit.robust(cluster)
+        assert_close(rob.vcov.to_numpy(), vcov, "vcov", rel=1e-7, abs_zero=0)
+        assert_close(rob.df.to_numpy(), df, "Satterthwaite df", rel=1e-7)
+        test = rob.wald_test(L=L)
+        assert_close(test.statistic, F, "HTZ F", rel=1e-7)
+        assert_close(test.df_resid, df2, "HTZ df", rel=1e-7)
 
 
 def test_cr2_when_one_cluster_alone_estimates_a_coefficient():
