@@ -140,13 +140,20 @@ def structured_rows(workdir: Path, with_r: bool) -> list[dict]:
                "converged": result.converged, "metafor_sparse_s": np.nan, "metafor_sparse_ratio": np.nan}
         if with_r and run_r:
             ref = run_r_script(R_STRUCTURED, dat, ["1" if studies > 100 else "3", model], workdir)
-            row["metafor_sparse_s"], row["metafor_sparse_ratio"] = ref["seconds"], ref["seconds"] / seconds
-            if abs(ref["loglik"] - result.loglik) > 1e-4:
-                print(f"warning: {model}, {studies} studies: log-likelihood differs from metafor's "
-                      f"({result.loglik:.6f} against {ref['loglik']:.6f})", file=sys.stderr)
+            add_metafor(row, "metafor_sparse", ref, result, f"{model}, {studies} studies")
         rows.append(row)
         print(f"done: {model}, {studies} studies", file=sys.stderr, flush=True)
     return rows
+
+
+def add_metafor(row: dict, label: str, ref: dict, result, case: str) -> None:
+    """Put metafor's time (``ref``, from an R script printing ``seconds`` and ``loglik``) and the ratio
+    to ``row["bayesmeta_s"]`` into ``row`` as ``<label>_s`` and ``<label>_ratio``, and warn when the
+    log-likelihoods differ."""
+    row[f"{label}_s"], row[f"{label}_ratio"] = ref["seconds"], ref["seconds"] / row["bayesmeta_s"]
+    if abs(ref["loglik"] - result.loglik) > 1e-4:
+        print(f"warning: {case}: log-likelihood differs from metafor's ({result.loglik:.6f} against "
+              f"{ref['loglik']:.6f})", file=sys.stderr)
 
 
 def data_for(name: str) -> pd.DataFrame:
