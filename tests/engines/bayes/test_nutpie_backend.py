@@ -342,3 +342,27 @@ def test_batched_models_compiled_by_numba_sample_through_c_callbacks():
         np.testing.assert_allclose(gradient, c_gradient, rtol=1e-8, atol=1e-10)
     post = _coscale_model(4).sample(draws=50, tune=50, chains=2, random_seed=1, mode="NUMBA", progressbar=False)
     assert post.idata.posterior.sizes["draw"] == 50 and post.diagnostics["divergences"] == 0
+
+
+@pytest.mark.parametrize("studies,expected", [(40, "FAST_RUN"), (210, "NUMBA")])
+def test_sample_compiles_large_batched_designs_with_numba(studies, expected, monkeypatch):
+    """model.sample() passes the design's number of blocks to choose_mode: a bivariate model of 210 studies
+    (NUMBA_MIN_BLOCKS or more blocks) is compiled by numba, one of 40 by the C backend."""
+    pytest.importorskip("nutpie")
+    from coscale_cases import simulate
+
+    from bayesmeta.engines.bayes import nutpie_backend
+
+    class Chosen(Exception):
+        pass
+
+    def compile_model(model, mode=None, start=None):
+        raise Chosen(mode)
+
+    monkeypatch.setattr(nutpie_backend, "compile_model", compile_model)
+    dat, blocks = simulate(2, n_studies=studies, missing=0.0)
+    model = bm.MetaModel("yi ~ 0 + outcome", data=dat, V=blocks, random="~ outcome | study", struct="UN")
+    assert (model.design.n_blocks >= nutpie_backend.NUMBA_MIN_BLOCKS) == (expected == "NUMBA")
+    with pytest.raises(Chosen) as chosen:
+        model.sample(draws=10, tune=10, chains=1, progressbar=False)
+    assert chosen.value.args == (expected,)
