@@ -333,7 +333,8 @@ def total_loglik(design: Design, beta, G: list, restricted: bool = False, varian
         raise ValueError("total_loglik: the outcome of a nested design can be data only without the restricted term.")
     if design.nested is None and not restricted:
         return _batched_total(design, beta, G, variances, data, v_factors, coscale)
-    if design.nested is None or restricted or v_factors is not None or any(c is not None for c in coscale or ()):
+    # the restricted term, or a nested design with V_scale or coscale terms (block_loglik refuses the latter)
+    if restricted or v_factors is not None or any(c is not None for c in coscale or ()):
         logp, term = block_loglik(design, beta, G, restricted=restricted, variances=variances, data=data,
                                   v_factors=v_factors, coscale=coscale)
         return logp.sum() + (term if restricted else 0.0)

@@ -329,6 +329,7 @@ def test_batched_models_compiled_by_numba_sample_through_c_callbacks():
     compiled = nutpie_backend.compile_model(pm_model, "NUMBA")
     assert isinstance(compiled, nutpie_native.native_model_type())
     c_backend = nutpie_backend.compile_model(pm_model, "FAST_RUN")
+    logp_and_grad = c_backend._make_logp_func()
     rng = np.random.default_rng(8)
     for _ in range(3):
         x = rng.normal(scale=0.3, size=compiled.n_dim)
@@ -336,7 +337,6 @@ def test_batched_models_compiled_by_numba_sample_through_c_callbacks():
         expected_value, expected_gradient = compiled.logp_func(x)
         assert value == pytest.approx(float(expected_value), rel=1e-12)
         np.testing.assert_allclose(gradient, expected_gradient, rtol=1e-12)
-        logp_and_grad = c_backend._make_logp_func()
         c_value, c_gradient = logp_and_grad(x)
         assert value == pytest.approx(c_value, rel=1e-10)
         np.testing.assert_allclose(gradient, c_gradient, rtol=1e-8, atol=1e-10)
